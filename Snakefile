@@ -1,0 +1,22 @@
+# cacflow: CT cohorts from DICOM to coronary artery calcium scores and study tables.
+# This file is the table of contents: configuration, one rule file per stage, the target.
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/synth.smk"
+include: "workflow/rules/discover.smk"
+include: "workflow/rules/convert.smk"
+include: "workflow/rules/resample.smk"
+include: "workflow/rules/reference.smk"
+include: "workflow/rules/infer.smk"
+include: "workflow/rules/score.smk"
+include: "workflow/rules/stats.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_targets,

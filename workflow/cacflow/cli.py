@@ -1,0 +1,298 @@
+"""The ``cacflow`` command: one subcommand per workflow step.
+
+Thin by design: parse arguments, call one package function, write outputs. Bad input ends
+with a non-zero exit and one line naming the file or key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Handler = Callable[[argparse.Namespace], int | None]
+EXIT_BAD_INPUT = 2
+
+
+def _json_arg(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc.msg}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
+# --- synth -------------------------------------------------------------------------------
+def _synth_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="write a synthetic CT cohort (DICOM, annotations, truth)")
+    p.add_argument("out", type=Path, help="output folder (dicom/, annotations.csv, truth.csv)")
+    p.add_argument("--n-scans", type=int, default=20)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--matrix", type=int, default=256, help="in-plane matrix size (pixels)")
+    p.add_argument(
+        "--thickness", type=float, nargs="+", default=[1.0, 2.5, 3.0], help="slice thicknesses (mm)"
+    )
+    p.set_defaults(handler=_synth)
+
+
+def _synth(a: argparse.Namespace) -> None:
+    from cacflow.synth import generate_cohort
+
+    generate_cohort(
+        a.out, a.n_scans, a.seed, thicknesses_mm=tuple(a.thickness), matrix=a.matrix
+    )
+
+
+# --- discover ----------------------------------------------------------------------------
+def _discover_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("discover", help="header-only pass: one manifest row per series")
+    p.add_argument("dicom_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="manifest Parquet file")
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(handler=_discover)
+
+
+def _discover(a: argparse.Namespace) -> None:
+    from cacflow.dicom.discover import discover
+    from cacflow.provenance import provenance, write_table
+
+    manifest, counts = discover(_existing_dir(a.dicom_dir), workers=a.workers)
+    meta = provenance() | {f"count.{k}": str(v) for k, v in counts.items()}
+    write_table(manifest, a.out, meta)
+    print(f"discover: {len(manifest)} series from {counts.get('n_files', '?')} files", flush=True)
+
+
+# --- convert -----------------------------------------------------------------------------
+def _convert_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="DICOM -> one NIfTI per usable series + scans.parquet",
+        description="Either `cacflow convert DICOM_DIR OUT_DIR`, or "
+        "`cacflow convert --manifest M --batch B OUT_DIR` for one batch of a manifest.",
+    )
+    p.add_argument("paths", type=Path, nargs="+", help="[DICOM_DIR] OUT_DIR")
+    p.add_argument("--manifest", type=Path, help="manifest Parquet written by `cacflow discover`")
+    p.add_argument("--batch", help="batch id (e.g. b0003) of the manifest to convert")
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--qc", type=_json_arg, default={}, help="config section `qc` as JSON")
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(handler=_convert)
+
+
+def _convert(a: argparse.Namespace) -> None:
+    from cacflow.dicom.convert import QcConfig, convert_batch, convert_dir
+    from cacflow.dicom.discover import assign_batches
+    from cacflow.provenance import provenance, write_table
+    from cacflow.tables import read_table
+
+    qc = QcConfig.from_config(a.qc)
+    if a.manifest is None:
+        if len(a.paths) != 2:
+            raise ValueError("convert: give DICOM_DIR OUT_DIR (or --manifest M --batch B OUT_DIR)")
+        scans = convert_dir(_existing_dir(a.paths[0]), a.paths[1], qc, workers=a.workers)
+    else:
+        if len(a.paths) != 1 or a.batch is None:
+            raise ValueError("convert: with --manifest give --batch B and one OUT_DIR")
+        manifest = assign_batches(read_table(a.manifest), a.batch_size)
+        rows = manifest[manifest["batch"] == a.batch]
+        if rows.empty:
+            raise ValueError(f"{a.manifest}: no series in batch {a.batch}")
+        out = a.paths[0]
+        out.mkdir(parents=True, exist_ok=True)
+        scans = convert_batch(rows, out, qc, workers=a.workers)
+        write_table(scans, out / "scans.parquet", provenance(conventions={"qc": a.qc}))
+    n_ok = int((scans["status"] == "ok").sum())
+    print(f"convert: {n_ok} of {len(scans)} series converted", flush=True)
+
+
+# --- resample ----------------------------------------------------------------------------
+def _resample_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("resample", help="slab-average volumes to the analysis slice geometry")
+    p.add_argument("in_dir", type=Path)
+    p.add_argument("out_dir", type=Path)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--thickness", type=float, help="target slice thickness (mm)")
+    g.add_argument("--native", action="store_true", help="keep the native slices")
+    p.add_argument("--increment", type=float, help="target slice increment (mm)")
+    p.set_defaults(handler=_resample)
+
+
+def _resample(a: argparse.Namespace) -> None:
+    from cacflow.resample import resample_dir
+
+    thickness = None if a.native else a.thickness
+    n = resample_dir(_existing_dir(a.in_dir), a.out_dir, thickness, a.increment)
+    print(f"resample: {n} volumes", flush=True)
+
+
+# --- reference ---------------------------------------------------------------------------
+def _reference_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reference", help="point annotations -> reference label masks")
+    p.add_argument("images", type=Path, help="folder of analysis volumes (<series_uid>.nii)")
+    p.add_argument("annotations", type=Path, help="CSV/Parquet: series_uid, x, y, z, label")
+    p.add_argument("out_dir", type=Path, help="label masks + points.parquet")
+    p.add_argument("--scoring", type=_json_arg, default={}, help="config section `scoring`")
+    p.set_defaults(handler=_reference)
+
+
+def _reference(a: argparse.Namespace) -> None:
+    from cacflow.pipeline import reference_batch
+
+    n = reference_batch(_existing_dir(a.images), a.annotations, a.out_dir, a.scoring)
+    print(f"reference: {n} series", flush=True)
+
+
+# --- infer -------------------------------------------------------------------------------
+def _infer_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("infer", help="run a scoring method on analysis volumes")
+    p.add_argument("method", help="method name (config `methods`)")
+    p.add_argument("images", type=Path)
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--scoring", type=_json_arg, default={}, help="config section `scoring`")
+    p.add_argument("--model", type=Path, help="model weights (methods that need them)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.set_defaults(handler=_infer)
+
+
+def _infer(a: argparse.Namespace) -> None:
+    from cacflow.pipeline import run_method
+
+    n = run_method(
+        a.method, _existing_dir(a.images), a.out_dir, a.scoring, model=a.model, device=a.device
+    )
+    print(f"infer {a.method}: {n} series", flush=True)
+
+
+# --- score -------------------------------------------------------------------------------
+def _score_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="label masks -> Agatston / volume / mass per artery, lesion")
+    p.add_argument("images", type=Path)
+    p.add_argument("labels", type=Path)
+    p.add_argument("--scans", type=Path, required=True, help="scans.parquet of the batch")
+    p.add_argument("--method", required=True)
+    p.add_argument("--scoring", type=_json_arg, default={})
+    p.add_argument("--scores", type=Path, required=True, help="output Parquet (series x artery)")
+    p.add_argument("--lesions", type=Path, required=True, help="output Parquet (lesion)")
+    p.set_defaults(handler=_score)
+
+
+def _score(a: argparse.Namespace) -> None:
+    from cacflow.pipeline import score_batch_files
+
+    n = score_batch_files(
+        _existing_dir(a.images), _existing_dir(a.labels), a.scans, a.method, a.scoring,
+        a.scores, a.lesions,
+    )
+    print(f"score {a.method}: {n} series", flush=True)
+
+
+# --- gather ------------------------------------------------------------------------------
+def _gather_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gather", help="assemble a dataset's scans / scores / lesions tables")
+    p.add_argument("--settings", type=_json_arg, required=True, help="dataset settings JSON")
+    p.add_argument(
+        "--manifest", type=Path, nargs="*", default=[], help="manifest (file counts, cohort flow)"
+    )
+    p.add_argument("--native", type=Path, nargs="*", default=[], help="converted batch folders")
+    p.add_argument("--scores", type=Path, nargs="*", default=[], help="per-batch score tables")
+    p.add_argument("--lesions", type=Path, nargs="*", default=[], help="per-batch lesion tables")
+    p.add_argument(
+        "--reference", type=Path, nargs="*", default=[], help="reference label batch folders"
+    )
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.set_defaults(handler=_gather)
+
+
+def _gather(a: argparse.Namespace) -> None:
+    from cacflow.pipeline import POINTS_FILE, gather
+
+    gather(
+        a.settings,
+        a.manifest[0] if a.manifest else None,
+        [d / "scans.parquet" for d in a.native],
+        a.scores,
+        a.lesions,
+        [d / POINTS_FILE for d in a.reference],
+        a.out_dir,
+    )
+
+
+# --- stats -------------------------------------------------------------------------------
+def _stats_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("stats", help="agreement, confusion, detection and subgroup tables")
+    p.add_argument("data_dir", type=Path, help="results/<ds> with scans/scores/lesions tables")
+    p.add_argument("--settings", type=_json_arg, required=True, help="dataset settings JSON")
+    p.set_defaults(handler=_stats)
+
+
+def _stats(a: argparse.Namespace) -> None:
+    from cacflow.pipeline import run_stats
+
+    run_stats(_existing_dir(a.data_dir), a.settings)
+
+
+# --- report ------------------------------------------------------------------------------
+def _report_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="self-contained HTML report of a dataset")
+    p.add_argument("data_dir", type=Path, help="results/<ds> with all tables")
+    p.add_argument("--settings", type=_json_arg, required=True, help="dataset settings JSON")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(handler=_report)
+
+
+def _report(a: argparse.Namespace) -> None:
+    from cacflow.pipeline import write_report
+
+    write_report(_existing_dir(a.data_dir), a.settings, a.out)
+
+
+# -----------------------------------------------------------------------------------------
+def _existing_dir(path: Path) -> Path:
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: not a directory")
+    return path
+
+
+PARSERS = (
+    _synth_parser,
+    _discover_parser,
+    _convert_parser,
+    _resample_parser,
+    _reference_parser,
+    _infer_parser,
+    _score_parser,
+    _gather_parser,
+    _stats_parser,
+    _report_parser,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cacflow import __version__
+
+    parser = argparse.ArgumentParser(prog="cacflow", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"cacflow {__version__}")
+    sub = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+    for add in PARSERS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        rc = args.handler(args)
+    except (ValueError, FileNotFoundError, KeyError, OSError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"cacflow {args.step}: error: {msg}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

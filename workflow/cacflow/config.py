@@ -1,0 +1,119 @@
+"""Workflow configuration: validation with one-line errors, and per-dataset settings.
+
+The schema (workflow/schemas/config.schema.yaml) describes every key; this module turns
+its first violation into one line naming the key, checks that input paths exist, and
+resolves what one dataset's jobs need into a single mapping (written by the workflow to
+``results/<ds>/config.json`` and hashed for provenance).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from cacflow.provenance import config_hash
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+INPUT_PATH_KEYS = ("dicom_dir", "annotations", "reference_scores", "manifest")
+SECTIONS = ("methods", "qc", "scoring", "schemes", "stats", "batch_size")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, stated in one line that names the key."""
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _key(path: Any) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def check_schema(config: dict[str, Any], schema: dict[str, Any] | None = None) -> None:
+    """Raise :class:`ConfigError` for the first schema violation, naming its key."""
+    schema = schema or load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is None:
+        return
+    key = _key(error.absolute_path)
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        prefix = f"{key}." if error.absolute_path else ""
+        raise ConfigError(f"config key '{prefix}{extra[0]}' is not a known key")
+    if error.validator == "propertyNames":
+        raise ConfigError(f"config key '{key}': name {error.message}")
+    raise ConfigError(f"config key '{key}': {error.message}")
+
+
+def check_references(config: dict[str, Any], base: Path = Path(".")) -> None:
+    """Datasets in ``run`` exist; every input path of a run dataset exists."""
+    datasets = config.get("datasets", {})
+    for name in config.get("run", []):
+        if name not in datasets:
+            raise ConfigError(f"config key 'run': dataset '{name}' is not defined in 'datasets'")
+    for name in config.get("run", []):
+        ds = datasets[name]
+        if not any(k in ds for k in ("dicom_dir", "synthetic", "reference_scores", "manifest")):
+            raise ConfigError(
+                f"config key 'datasets.{name}': needs dicom_dir, synthetic, manifest "
+                "or reference_scores"
+            )
+        if "dicom_dir" in ds and "synthetic" in ds:
+            raise ConfigError(f"config key 'datasets.{name}': give dicom_dir or synthetic, not both")
+        paths = [(k, ds[k]) for k in INPUT_PATH_KEYS if k in ds]
+        paths += [(f"external_scores.{k}", v) for k, v in ds.get("external_scores", {}).items()]
+        for key, value in paths:
+            if not (base / value).exists():
+                raise ConfigError(f"config key 'datasets.{name}.{key}': no such path: {value}")
+
+
+def validate(config: dict[str, Any], base: Path = Path(".")) -> None:
+    """Schema check then path checks; raises :class:`ConfigError` (one line)."""
+    check_schema(config)
+    check_references(config, base)
+
+
+def synthetic_paths(dataset: str) -> dict[str, str]:
+    """Where the synth rule writes a synthetic dataset."""
+    root = f"results/{dataset}/synthetic"
+    return {
+        "dicom_dir": f"{root}/dicom",
+        "annotations": f"{root}/annotations.csv",
+        "truth": f"{root}/truth.csv",
+    }
+
+
+def dataset_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """Everything one dataset's jobs need: its block (synthetic paths resolved) + sections.
+
+    ``has_dicom`` says whether the per-series stages run; ``has_reference`` whether a
+    reference standard exists (annotations or reference_scores); ``sources`` lists the score
+    sources in table order. ``config_hash`` hashes all of it except itself.
+    """
+    ds = copy.deepcopy(config["datasets"][dataset])
+    if "synthetic" in ds:
+        paths = synthetic_paths(dataset)
+        ds.setdefault("dicom_dir", paths["dicom_dir"])
+        ds.setdefault("annotations", paths["annotations"])
+    ds.setdefault("resample", {"thickness_mm": 3.0, "increment_mm": 1.5})
+    has_dicom = "dicom_dir" in ds or "manifest" in ds
+    settings: dict[str, Any] = {"dataset": dataset, **ds}
+    for section in SECTIONS:
+        settings[section] = copy.deepcopy(config.get(section))
+    methods = list(config.get("methods", [])) if has_dicom else []
+    settings["methods"] = methods
+    settings["has_dicom"] = has_dicom
+    settings["has_reference"] = "annotations" in ds or "reference_scores" in ds
+    settings["sources"] = (
+        (["reference"] if settings["has_reference"] else [])
+        + methods
+        + sorted(ds.get("external_scores", {}))
+    )
+    settings["config_hash"] = config_hash(settings)
+    return settings

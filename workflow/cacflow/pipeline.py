@@ -1,0 +1,259 @@
+"""Batch-level glue between the workflow steps and the science modules.
+
+Each function here reads a step's inputs, calls the package functions that hold the
+science (reference, methods, calcium/score, stats, report) and writes the step's outputs
+atomically with provenance. No conventions are decided here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cacflow.conventions import REFERENCE_METHOD, ScoringConventions, schemes_from_config
+from cacflow.provenance import atomic_path, provenance, read_meta, write_table
+from cacflow.tables import (
+    LESIONS_COLUMNS,
+    SCANS_COLUMNS,
+    SCORES_COLUMNS,
+    read_table,
+    with_columns,
+)
+from cacflow.volume import list_volumes, read_volume
+
+POINTS_FILE = "points.parquet"
+EXTRA_REFERENCE_LABEL = "reference_scores"
+"""Method label of a dataset's reference_scores table when annotations provide the reference."""
+
+
+def _progress(step: str, i: int, n: int, name: str) -> None:
+    print(f"{step}: {i}/{n} {name}", flush=True)
+
+
+def reference_batch(
+    images: Path, annotations: Path, out_dir: Path, scoring: dict[str, Any]
+) -> int:
+    """Reference label masks for every volume of ``images`` from point annotations.
+
+    Writes ``out_dir/<series_uid>.nii`` (uint8 labels) and ``out_dir/points.parquet``
+    (one row per annotation point of these series: matched, snapped distance, conflicts).
+    """
+    from cacflow.reference import read_annotations, reference_labels
+    from cacflow.score import write_labels
+
+    conv = ScoringConventions.from_config(scoring)
+    points = read_annotations(annotations)
+    by_series = dict(tuple(points.groupby("series_uid", sort=False)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reports = []
+    paths = list_volumes(images)
+    for i, path in enumerate(paths, 1):
+        vol = read_volume(path)
+        uid = path.stem
+        pts = by_series.get(uid, points.iloc[0:0])
+        mask, report = reference_labels(vol, pts, conv)
+        write_labels(mask, vol, out_dir / path.name)
+        if len(report):
+            reports.append(report.assign(series_uid=uid))
+        _progress("reference", i, len(paths), uid)
+    table = pd.concat(reports, ignore_index=True) if reports else pd.DataFrame({"series_uid": []})
+    write_table(table, out_dir / POINTS_FILE, provenance(conventions={"scoring": scoring}))
+    return len(paths)
+
+
+def run_method(
+    method: str,
+    images: Path,
+    out_dir: Path,
+    scoring: dict[str, Any],
+    *,
+    model: Path | None = None,
+    device: str = "auto",
+) -> int:
+    """Run scoring method ``method`` on every volume of ``images`` into ``out_dir``."""
+    if method == "hu-threshold":
+        from cacflow.methods.hu_threshold import predict_mask
+        from cacflow.score import write_labels
+
+        conv = ScoringConventions.from_config(scoring)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = list_volumes(images)
+        for i, path in enumerate(paths, 1):
+            vol = read_volume(path)
+            write_labels(predict_mask(vol, conv.threshold_hu), vol, out_dir / path.name)
+            _progress(f"infer {method}", i, len(paths), path.stem)
+        return len(paths)
+    if method == "direct":
+        from cacflow.methods.direct.infer import infer_dir
+
+        return infer_dir(images, out_dir, model=model, device=device)
+    raise ValueError(f"unknown method '{method}'")
+
+
+def score_batch_files(
+    images: Path,
+    labels: Path,
+    scans_path: Path,
+    method: str,
+    scoring: dict[str, Any],
+    scores_out: Path,
+    lesions_out: Path,
+) -> int:
+    """Score one batch for one source (reference or method) and write its two tables."""
+    from cacflow.score import score_batch
+
+    conv = ScoringConventions.from_config(scoring)
+    scans = read_table(scans_path)
+    scores, lesions = score_batch(images, labels, conv, method=method, scans=scans)
+    meta = provenance(conventions={"scoring": scoring})
+    write_table(with_columns(scores, SCORES_COLUMNS), scores_out, meta)
+    write_table(with_columns(lesions, LESIONS_COLUMNS), lesions_out, meta)
+    return int(scores["series_uid"].nunique()) if len(scores) else 0
+
+
+def _concat(paths: list[Path], columns: tuple[str, ...]) -> pd.DataFrame:
+    frames = [read_table(p) for p in paths]
+    frames = [f for f in frames if len(f)]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(columns))
+    return with_columns(df, columns)
+
+
+def score_tables_from_settings(settings: dict[str, Any]) -> list[pd.DataFrame]:
+    """Score tables given as files in the dataset config (reference_scores, external_scores)."""
+    from cacflow.reference import read_score_table
+
+    frames = []
+    if "reference_scores" in settings:
+        label = EXTRA_REFERENCE_LABEL if "annotations" in settings else REFERENCE_METHOD
+        frames.append(read_score_table(settings["reference_scores"]).assign(method=label))
+    for label, path in sorted(settings.get("external_scores", {}).items()):
+        frames.append(read_score_table(path).assign(method=label))
+    return frames
+
+
+def table_meta(settings: dict[str, Any]) -> dict[str, str]:
+    """Provenance of a dataset-level table: version, config hash, conventions."""
+    conventions = {k: settings.get(k) for k in ("scoring", "schemes", "qc", "resample", "stats")}
+    return provenance(settings.get("config_hash", ""), conventions)
+
+
+def gather(
+    settings: dict[str, Any],
+    manifest: Path | None,
+    scans_parts: list[Path],
+    scores_parts: list[Path],
+    lesions_parts: list[Path],
+    points_parts: list[Path],
+    out_dir: Path,
+) -> None:
+    """Assemble ``scans``, ``scores``, ``lesions`` and ``reference_points`` of a dataset.
+
+    Rows are sorted by key so that the tables do not depend on batch or job order.
+    File counts of the discovery pass travel in the scans table's metadata.
+    """
+    meta = table_meta(settings)
+    if manifest is not None:
+        meta |= {k: v for k, v in read_meta(manifest).items() if k.startswith("count.")}
+    scans = _concat(scans_parts, SCANS_COLUMNS).sort_values("series_uid", kind="stable")
+    scores = pd.concat(
+        [_concat(scores_parts, SCORES_COLUMNS), *score_tables_from_settings(settings)],
+        ignore_index=True,
+    )
+    scores = with_columns(scores, SCORES_COLUMNS)
+    order = {s: i for i, s in enumerate(settings.get("sources", []))}
+    scores["_src"] = scores["method"].map(order).fillna(len(order))
+    artery_order = {"LAD": 0, "LCX": 1, "RCA": 2, "total": 3}
+    scores["_art"] = scores["artery"].map(artery_order)
+    scores = scores.sort_values(["_src", "method", "series_uid", "_art"], kind="stable")
+    scores = scores.drop(columns=["_src", "_art"])
+    lesions = _concat(lesions_parts, LESIONS_COLUMNS).sort_values(
+        ["method", "series_uid", "artery", "z", "y", "x"], kind="stable"
+    )
+    points = _concat(points_parts, ("series_uid",))
+    for name, df in (
+        ("scans", scans),
+        ("scores", scores),
+        ("lesions", lesions),
+        ("reference_points", points),
+    ):
+        write_table(df.reset_index(drop=True), out_dir / f"{name}.parquet", meta)
+
+
+def run_stats(data_dir: Path, settings: dict[str, Any]) -> None:
+    """Agreement, confusion, detection and subgroup tables (+ CSV copies in tables/)."""
+    from cacflow import stats
+
+    st = settings.get("stats") or {}
+    reference = st.get("reference", REFERENCE_METHOD)
+    schemes = schemes_from_config(settings.get("schemes"))
+    scores = read_table(data_dir / "scores.parquet")
+    scans = read_table(data_dir / "scans.parquet")
+    lesions = read_table(data_dir / "lesions.parquet")
+    has_ref = reference in set(scores["method"])
+    kw: dict[str, Any] = {"reference": reference}
+    if has_ref:
+        agreement = stats.agreement_table(
+            scores,
+            schemes,
+            n_boot=st.get("n_boot", 1000),
+            seed=st.get("seed", 0),
+            ba_log=st.get("ba_log", False),
+            **kw,
+        )
+        confusion = stats.confusion_table(scores, schemes, **kw)
+        detection = stats.detection_table(lesions, scores=scores, **kw)
+        by = [c for c in st.get("subgroups", []) if c in scans.columns and len(scans)]
+        subgroups = stats.subgroup_table(scores, scans, by, schemes, **kw) if by else None
+    else:
+        agreement = confusion = detection = subgroups = None
+    meta = table_meta(settings)
+    tables = {
+        "agreement": agreement if agreement is not None else stats.empty_agreement(),
+        "confusion": confusion if confusion is not None else stats.empty_confusion(),
+        "detection": detection if detection is not None else stats.empty_agreement(),
+        "subgroups": subgroups if subgroups is not None else pd.DataFrame({"group_by": []}),
+    }
+    for name, df in tables.items():
+        write_table(df.reset_index(drop=True), data_dir / f"{name}.parquet", meta)
+    csv_dir = data_dir / "tables"
+    csv_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("scans", "scores", "lesions", "reference_points", *tables):
+        df = read_table(data_dir / f"{name}.parquet")
+        with atomic_path(csv_dir / f"{name}.csv") as tmp:
+            df.to_csv(tmp, index=False)
+
+
+def write_report(data_dir: Path, settings: dict[str, Any], out: Path) -> None:
+    """Render ``report.html`` from a dataset's tables."""
+    from cacflow.report import render_report
+
+    def table(name: str) -> pd.DataFrame:
+        return read_table(data_dir / f"{name}.parquet")
+
+    counts = {
+        k.removeprefix("count."): int(v)
+        for k, v in read_meta(data_dir / "scans.parquet").items()
+        if k.startswith("count.")
+    }
+    conventions = {
+        k: settings.get(k) for k in ("scoring", "schemes", "qc", "resample", "stats", "methods")
+    }
+    conventions["config_hash"] = settings.get("config_hash")
+    html = render_report(
+        dataset=settings["dataset"],
+        scans=table("scans"),
+        scores=table("scores"),
+        agreement=table("agreement"),
+        confusion=table("confusion"),
+        conventions=json.loads(json.dumps(conventions, default=str)),
+        counts=counts,
+        lesions=table("lesions"),
+        detection=table("detection"),
+        subgroups=table("subgroups"),
+        reference_points=table("reference_points"),
+    )
+    with atomic_path(out) as tmp:
+        tmp.write_text(html, encoding="utf-8")

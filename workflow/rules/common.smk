@@ -1,0 +1,141 @@
+# Configuration checks and the few input functions the rules share.
+import json
+import sys
+
+from snakemake.utils import validate
+
+from cacflow.config import ConfigError, dataset_settings
+from cacflow.config import validate as check_config
+from cacflow.dicom.discover import assign_batches
+from cacflow.tables import read_table
+
+try:
+    check_config(config)
+except ConfigError as err:
+    sys.exit(f"cacflow: {err}")
+validate(config, "../schemas/config.schema.yaml")
+
+SETTINGS = {ds: dataset_settings(config, ds) for ds in config["run"]}
+DATASETS = "|".join(SETTINGS) or "__none__"
+METHODS = "|".join(config["methods"]) or "__none__"
+
+
+wildcard_constraints:
+    ds=DATASETS,
+    batch=r"b\d{4,}",
+    method=METHODS,
+    source=f"reference|{METHODS}",
+
+
+def settings_json(wildcards):
+    """The dataset's resolved settings as one JSON argument (quoted in the shell line)."""
+    return json.dumps(SETTINGS[wildcards.ds], sort_keys=True)
+
+
+def section_json(name):
+    """Input function: one config section of the dataset as JSON."""
+    return lambda wildcards: json.dumps(SETTINGS[wildcards.ds].get(name) or {}, sort_keys=True)
+
+
+def dicom_dir(wildcards):
+    return SETTINGS[wildcards.ds]["dicom_dir"]
+
+
+def manifest_path(wildcards):
+    """A user-given manifest, else the discover checkpoint's output."""
+    given = SETTINGS[wildcards.ds].get("manifest")
+    return given or f"results/{wildcards.ds}/manifest.parquet"
+
+
+def batch_ids(ds):
+    """Batch ids of a dataset: from a given manifest (no header pass) or after discovery."""
+    given = SETTINGS[ds].get("manifest")
+    path = given or checkpoints.discover.get(ds=ds).output[0]
+    series = read_table(path)[["series_uid"]]
+    return sorted(set(assign_batches(series, config["batch_size"])["batch"]))
+
+
+def per_batch(pattern):
+    """Input function: ``pattern`` expanded over the dataset's batches."""
+
+    def inputs(wildcards):
+        if not SETTINGS[wildcards.ds]["has_dicom"]:
+            return []
+        return [pattern.format(ds=wildcards.ds, batch=b) for b in batch_ids(wildcards.ds)]
+
+    return inputs
+
+
+def scored_sources(ds):
+    s = SETTINGS[ds]
+    refs = ["reference"] if "annotations" in s else []
+    return refs + s["methods"] if s["has_dicom"] else []
+
+
+def score_parts(kind):
+    """Input function: per-batch score (or lesion) tables of every source."""
+
+    def inputs(wildcards):
+        ds = wildcards.ds
+        if not SETTINGS[ds]["has_dicom"]:
+            return []
+        return [
+            f"results/{ds}/work/{kind}/{src}/{b}.parquet"
+            for src in scored_sources(ds)
+            for b in batch_ids(ds)
+        ]
+
+    return inputs
+
+
+def annotations(wildcards):
+    return SETTINGS[wildcards.ds]["annotations"]
+
+
+def resample_args(wildcards):
+    geometry = SETTINGS[wildcards.ds]["resample"]
+    if geometry is None:
+        return "--native"
+    thickness = geometry.get("thickness_mm", 3.0)
+    increment = geometry.get("increment_mm", 1.5)
+    return f"--thickness {float(thickness)} --increment {float(increment)}"
+
+
+def final_targets(wildcards):
+    return [f"results/{ds}/report.html" for ds in config["run"]]
+
+
+def synth_args(wildcards):
+    spec = SETTINGS[wildcards.ds]["synthetic"]
+    thickness = " ".join(str(float(t)) for t in spec.get("thicknesses_mm", [1.0, 2.5, 3.0]))
+    return (
+        f"--n-scans {int(spec['n_scans'])} --seed {int(spec['seed'])} "
+        f"--matrix {int(spec.get('matrix', 256))} --thickness {thickness}"
+    )
+
+
+def manifest_if_dicom(wildcards):
+    return manifest_path(wildcards) if SETTINGS[wildcards.ds]["has_dicom"] else []
+
+
+def reference_parts(wildcards):
+    if "annotations" not in SETTINGS[wildcards.ds]:
+        return []
+    return per_batch("results/{ds}/work/labels/reference/{batch}")(wildcards)
+
+
+MODEL_WEIGHTS = {"direct": "resources/models/direct.pt"}
+GPU_METHODS = {"direct"}
+
+
+def model_weights(wildcards):
+    """Shipped weights of a method that needs them (checked against their sha256 on load)."""
+    return [MODEL_WEIGHTS[wildcards.method]] if wildcards.method in MODEL_WEIGHTS else []
+
+
+def model_arg(wildcards):
+    return f"--model {MODEL_WEIGHTS[wildcards.method]}" if wildcards.method in MODEL_WEIGHTS else ""
+
+
+def method_gpus(wildcards):
+    return 1 if wildcards.method in GPU_METHODS else 0

@@ -1,0 +1,22 @@
+# Synthetic cohorts (the demo dataset and training data): DICOM + annotations + truth.
+
+
+rule synth:
+    output:
+        dicom=directory("results/{ds}/synthetic/dicom"),
+        annotations="results/{ds}/synthetic/annotations.csv",
+        truth="results/{ds}/synthetic/truth.csv",
+    log:
+        "logs/{ds}/synth.log",
+    benchmark:
+        "benchmarks/{ds}/synth.tsv"
+    params:
+        args=synth_args,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/imaging.yaml"
+    shell:
+        "cacflow synth results/{wildcards.ds}/synthetic {params.args} > {log} 2>&1"
