@@ -65,7 +65,9 @@ def check_references(config: dict[str, Any], base: Path = Path(".")) -> None:
                 "or reference_scores"
             )
         if "dicom_dir" in ds and "synthetic" in ds:
-            raise ConfigError(f"config key 'datasets.{name}': give dicom_dir or synthetic, not both")
+            raise ConfigError(
+                f"config key 'datasets.{name}': give dicom_dir or synthetic, not both"
+            )
         paths = [(k, ds[k]) for k in INPUT_PATH_KEYS if k in ds]
         paths += [(f"external_scores.{k}", v) for k, v in ds.get("external_scores", {}).items()]
         for key, value in paths:
@@ -81,7 +83,7 @@ def validate(config: dict[str, Any], base: Path = Path(".")) -> None:
 
 def synthetic_paths(dataset: str) -> dict[str, str]:
     """Where the synth rule writes a synthetic dataset."""
-    root = f"results/{dataset}/synthetic"
+    root = f"data/{dataset}"
     return {
         "dicom_dir": f"{root}/dicom",
         "annotations": f"{root}/annotations.csv",

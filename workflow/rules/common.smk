@@ -6,7 +6,6 @@ from snakemake.utils import validate
 
 from cacflow.config import ConfigError, dataset_settings
 from cacflow.config import validate as check_config
-from cacflow.dicom.discover import assign_batches
 from cacflow.tables import read_table
 
 try:
@@ -15,7 +14,7 @@ except ConfigError as err:
     sys.exit(f"cacflow: {err}")
 validate(config, "../schemas/config.schema.yaml")
 
-SETTINGS = {ds: dataset_settings(config, ds) for ds in config["run"]}
+SETTINGS = {ds: dataset_settings(config, ds) for ds in config["datasets"]}
 DATASETS = "|".join(SETTINGS) or "__none__"
 METHODS = "|".join(config["methods"]) or "__none__"
 
@@ -49,6 +48,8 @@ def manifest_path(wildcards):
 
 def batch_ids(ds):
     """Batch ids of a dataset: from a given manifest (no header pass) or after discovery."""
+    from cacflow.dicom.discover import assign_batches
+
     given = SETTINGS[ds].get("manifest")
     path = given or checkpoints.discover.get(ds=ds).output[0]
     series = read_table(path)[["series_uid"]]

@@ -3,9 +3,9 @@
 
 rule synth:
     output:
-        dicom=directory("results/{ds}/synthetic/dicom"),
-        annotations="results/{ds}/synthetic/annotations.csv",
-        truth="results/{ds}/synthetic/truth.csv",
+        dicom=directory("data/{ds}/dicom"),
+        annotations="data/{ds}/annotations.csv",
+        truth="data/{ds}/truth.csv",
     log:
         "logs/{ds}/synth.log",
     benchmark:
@@ -19,4 +19,4 @@ rule synth:
     conda:
         "../../envs/imaging.yaml"
     shell:
-        "cacflow synth results/{wildcards.ds}/synthetic {params.args} > {log} 2>&1"
+        "cacflow synth data/{wildcards.ds} {params.args} > {log} 2>&1"

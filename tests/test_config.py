@@ -1,0 +1,91 @@
+"""Config validation: a bad config fails before any job, in one line naming the key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cacflow.config import ConfigError, dataset_settings, validate
+from wf import REPO, copy_config, run_snakemake
+
+
+@pytest.fixture()
+def default_config() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def test_default_config_is_valid(default_config: dict) -> None:
+    validate(default_config, base=REPO)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key"),
+    [
+        (lambda c: c.update(colour="red"), "'colour'"),
+        (lambda c: c["scoring"].update(treshold_hu=100), "'scoring.treshold_hu'"),
+        (lambda c: c["scoring"].update(connectivity=5), "'scoring.connectivity'"),
+        (lambda c: c["datasets"].update({"bad name!": {"dicom_dir": "."}}), "'datasets'"),
+        (lambda c: c.update(run=["nope"]), "'run'"),
+        (
+            lambda c: c["datasets"].update({"x": {"dicom_dir": "/no/such/dir"}}) or c["run"].append("x"),
+            "'datasets.x.dicom_dir'",
+        ),
+        (lambda c: c["schemes"].update(D={"edges": [1]}), "'schemes.D'"),
+        (lambda c: c["datasets"]["demo"]["resample"].update(thickness_mm=-1), "thickness_mm"),
+    ],
+)
+def test_bad_config_names_the_key(default_config: dict, mutate, key: str) -> None:
+    cfg = copy.deepcopy(default_config)
+    mutate(cfg)
+    with pytest.raises(ConfigError) as err:
+        validate(cfg, base=REPO)
+    message = str(err.value)
+    assert key in message
+    assert "\n" not in message
+
+
+def test_dataset_settings_synthetic_paths(default_config: dict) -> None:
+    s = dataset_settings(default_config, "demo")
+    assert s["dicom_dir"] == "data/demo/dicom"
+    assert s["annotations"] == "data/demo/annotations.csv"
+    assert s["sources"] == ["reference", "hu-threshold"]
+    assert s["has_dicom"] and s["has_reference"]
+    changed = copy.deepcopy(default_config)
+    changed["scoring"]["threshold_hu"] = 100
+    assert dataset_settings(changed, "demo")["config_hash"] != s["config_hash"]
+
+
+def test_statistics_only_dataset_has_no_methods(default_config: dict, tmp_path: Path) -> None:
+    ref = tmp_path / "ref.csv"
+    ref.write_text("series_uid,agatston\na,0\n")
+    cfg = copy.deepcopy(default_config)
+    cfg["datasets"] = {"study": {"reference_scores": str(ref), "external_scores": {"x": str(ref)}}}
+    cfg["run"] = ["study"]
+    validate(cfg)
+    s = dataset_settings(cfg, "study")
+    assert not s["has_dicom"]
+    assert s["methods"] == []
+    assert s["sources"] == ["reference", "x"]
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("scoring:\n  threshold: 120\n", "scoring.threshold"),
+        ("datasets:\n  mine:\n    dicom_dir: /does/not/exist\nrun: [mine]\n", "datasets.mine.dicom_dir"),
+        ("datasets:\n  'my data':\n    dicom_dir: .\nrun: ['my data']\n", "datasets"),
+    ],
+)
+def test_snakemake_fails_before_any_job(tmp_path: Path, text: str, key: str) -> None:
+    copy_config(tmp_path)
+    user = tmp_path / "my.yaml"
+    user.write_text(text)
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(user), check=False)
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("cacflow:")]
+    assert len(lines) == 1, proc.stderr
+    assert key in lines[0]
+    assert not (tmp_path / "results").exists()
