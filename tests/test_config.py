@@ -30,7 +30,9 @@ def test_default_config_is_valid(default_config: dict) -> None:
         (lambda c: c["datasets"].update({"bad name!": {"dicom_dir": "."}}), "'datasets'"),
         (lambda c: c.update(run=["nope"]), "'run'"),
         (
-            lambda c: c["datasets"].update({"x": {"dicom_dir": "/no/such/dir"}}) or c["run"].append("x"),
+            lambda c: (
+                c["datasets"].update({"x": {"dicom_dir": "/no/such/dir"}}) or c["run"].append("x")
+            ),
             "'datasets.x.dicom_dir'",
         ),
         (lambda c: c["schemes"].update(D={"edges": [1]}), "'schemes.D'"),
@@ -75,7 +77,10 @@ def test_statistics_only_dataset_has_no_methods(default_config: dict, tmp_path: 
     ("text", "key"),
     [
         ("scoring:\n  threshold: 120\n", "scoring.threshold"),
-        ("datasets:\n  mine:\n    dicom_dir: /does/not/exist\nrun: [mine]\n", "datasets.mine.dicom_dir"),
+        (
+            "datasets:\n  mine:\n    dicom_dir: /does/not/exist\nrun: [mine]\n",
+            "datasets.mine.dicom_dir",
+        ),
         ("datasets:\n  'my data':\n    dicom_dir: .\nrun: ['my data']\n", "datasets"),
     ],
 )

@@ -43,3 +43,12 @@ def test_index_world_mapping_is_inverse() -> None:
     # voxel (2,3,4): x-axis is +P (0.5 mm), y-axis is +L (0.6 mm), z-axis is -S (1.5 mm)
     assert xyz[0] == pytest.approx([1.0 + 3 * 0.6, 2.0 + 2 * 0.5, 3.0 - 4 * 1.5])
     np.testing.assert_allclose(geom.world_to_index(xyz), ijk)
+
+
+def test_read_geometry_matches_read_volume(tmp_path) -> None:
+    from cacflow.volume import read_geometry
+
+    geom = Geometry(origin=(1.0, 2.0, 3.0), spacing=(0.5, 0.5, 1.5), slice_thickness_mm=3.0)
+    path = tmp_path / "g.nii"
+    write_volume(Volume(np.zeros((3, 4, 5), np.float32), geom), path)
+    assert read_geometry(path) == read_volume(path).geometry

@@ -79,7 +79,9 @@ def _independent_agatston(vol, points: pd.DataFrame, threshold: float = 130.0) -
 
 @pytest.mark.slow
 def test_end_to_end_reference_equals_truth(tmp_path: Path) -> None:
-    cfg = _tiny_config(tmp_path, thicknesses=[3.0, 1.0], resample={"thickness_mm": 3.0, "increment_mm": 3.0})
+    cfg = _tiny_config(
+        tmp_path, thicknesses=[3.0, 1.0], resample={"thickness_mm": 3.0, "increment_mm": 3.0}
+    )
     run_snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg))
     res = tmp_path / "results" / "tiny"
     for name in ("scans", "scores", "lesions", "agreement", "confusion"):

@@ -22,9 +22,11 @@ from cacflow.tables import (
     read_table,
     with_columns,
 )
-from cacflow.volume import list_volumes, read_volume
+from cacflow.volume import list_volumes, read_geometry, read_volume
 
 POINTS_FILE = "points.parquet"
+SLICE_PREDICTIONS_FILE = "slice_predictions.parquet"
+"""Written by methods that predict per-slice scores instead of voxel labels (``direct``)."""
 EXTRA_REFERENCE_LABEL = "reference_scores"
 """Method label of a dataset's reference_scores table when annotations provide the reference."""
 
@@ -33,9 +35,7 @@ def _progress(step: str, i: int, n: int, name: str) -> None:
     print(f"{step}: {i}/{n} {name}", flush=True)
 
 
-def reference_batch(
-    images: Path, annotations: Path, out_dir: Path, scoring: dict[str, Any]
-) -> int:
+def reference_batch(images: Path, annotations: Path, out_dir: Path, scoring: dict[str, Any]) -> int:
     """Reference label masks for every volume of ``images`` from point annotations.
 
     Writes ``out_dir/<series_uid>.nii`` (uint8 labels) and ``out_dir/points.parquet``
@@ -102,16 +102,51 @@ def score_batch_files(
     scores_out: Path,
     lesions_out: Path,
 ) -> int:
-    """Score one batch for one source (reference or method) and write its two tables."""
+    """Score one batch for one source (reference or method) and write its two tables.
+
+    ``labels`` holds label masks (``<series_uid>.nii``) or, for slice-regression methods,
+    ``slice_predictions.parquet``; the latter have no lesions.
+    """
     from cacflow.score import score_batch
 
     conv = ScoringConventions.from_config(scoring)
     scans = read_table(scans_path)
-    scores, lesions = score_batch(images, labels, conv, method=method, scans=scans)
+    if (labels / SLICE_PREDICTIONS_FILE).exists():
+        scores = _scores_from_slice_predictions(images, labels, scans, method, conv)
+        lesions = pd.DataFrame(columns=list(LESIONS_COLUMNS))
+    else:
+        scores, lesions = score_batch(images, labels, conv, method=method, scans=scans)
     meta = provenance(conventions={"scoring": scoring})
     write_table(with_columns(scores, SCORES_COLUMNS), scores_out, meta)
     write_table(with_columns(lesions, LESIONS_COLUMNS), lesions_out, meta)
     return int(scores["series_uid"].nunique()) if len(scores) else 0
+
+
+def _scores_from_slice_predictions(
+    images: Path, labels: Path, scans: pd.DataFrame, method: str, conv: ScoringConventions
+) -> pd.DataFrame:
+    """Scan scores of a slice-regression method: its predictions summed per artery."""
+    from cacflow.methods.direct.infer import scores_from_predictions
+
+    pred = read_table(labels / SLICE_PREDICTIONS_FILE)
+    frames = []
+    ok = scans[scans["status"] == "ok"]
+    for row in ok.itertuples():
+        path = images / f"{row.series_uid}.nii"
+        if not path.exists():
+            continue
+        geom = read_geometry(path)
+        part = scores_from_predictions(
+            pred[pred["series_uid"] == row.series_uid],
+            geom.increment_mm,
+            geom.slice_thickness_mm,
+            conv,
+        )
+        if part.empty:  # no slice predicted: a scan without calcium
+            part = pd.DataFrame({"artery": ["LAD", "LCX", "RCA", "total"], "agatston": 0.0})
+        frames.append(part.assign(series_uid=row.series_uid, patient_id=row.patient_id))
+    scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return with_columns(scores.assign(method=method), SCORES_COLUMNS)
 
 
 def _concat(paths: list[Path], columns: tuple[str, ...]) -> pd.DataFrame:

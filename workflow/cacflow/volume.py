@@ -95,21 +95,37 @@ def write_volume(vol: Volume, path: str | os.PathLike) -> None:
         tmp.write_text(json.dumps(side, indent=1, sort_keys=True, default=str))
 
 
+def _geometry(img: sitk.Image | sitk.ImageFileReader, side: dict[str, Any]) -> Geometry:
+    spacing = tuple(img.GetSpacing())
+    return Geometry(
+        origin=tuple(img.GetOrigin()),
+        spacing=spacing,
+        direction=tuple(img.GetDirection()),
+        slice_thickness_mm=float(side.get("slice_thickness_mm", spacing[2])),
+    )
+
+
+def _sidecar(path: Path) -> dict[str, Any]:
+    side_p = sidecar_path(path)
+    return json.loads(side_p.read_text()) if side_p.exists() else {}
+
+
 def read_volume(path: str | os.PathLike) -> Volume:
     """Read a volume written by :func:`write_volume` (array in (z, y, x) order)."""
     path = Path(path)
     img = sitk.ReadImage(str(path))
-    arr = sitk.GetArrayFromImage(img)
-    side_p = sidecar_path(path)
-    meta: dict[str, Any] = json.loads(side_p.read_text()) if side_p.exists() else {}
-    g = meta.pop("geometry", {})
-    geom = Geometry(
-        origin=tuple(img.GetOrigin()),
-        spacing=tuple(img.GetSpacing()),
-        direction=tuple(img.GetDirection()),
-        slice_thickness_mm=float(g.get("slice_thickness_mm", img.GetSpacing()[2])),
-    )
-    return Volume(arr, geom, meta)
+    meta = _sidecar(path)
+    geom = _geometry(img, meta.pop("geometry", {}))
+    return Volume(sitk.GetArrayFromImage(img), geom, meta)
+
+
+def read_geometry(path: str | os.PathLike) -> Geometry:
+    """The geometry of a volume file, from its header only (no voxel data read)."""
+    path = Path(path)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    return _geometry(reader, _sidecar(path).get("geometry", {}))
 
 
 def list_volumes(directory: str | os.PathLike) -> list[Path]:
