@@ -196,11 +196,12 @@ def test_unsupported_connectivity_is_refused() -> None:
         score_lesions(hu, UNIT, labelled(hu), ScoringConventions(connectivity=10))
 
 
-def test_touching_voxels_of_different_labels_are_separate_lesions() -> None:
+@pytest.mark.parametrize("connectivity", [4, 8, 6, 18, 26])
+def test_touching_voxels_of_different_labels_are_separate_lesions(connectivity: int) -> None:
     hu = phantom((1, 3, 4), {(0, 1, 1): 300, (0, 1, 2): 300})
     lab = labelled(hu)
     lab[0, 1, 2] = Label.LCX
-    les = score_lesions(hu, UNIT, lab, ScoringConventions())
+    les = score_lesions(hu, UNIT, lab, ScoringConventions(connectivity=connectivity))
     assert les["label"].tolist() == ["LAD", "LCX"]
     assert les["agatston"].tolist() == [3.0, 3.0]
 

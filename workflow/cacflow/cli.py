@@ -43,9 +43,7 @@ def _synth_parser(sub: argparse._SubParsersAction) -> None:
 def _synth(a: argparse.Namespace) -> None:
     from cacflow.synth import generate_cohort
 
-    generate_cohort(
-        a.out, a.n_scans, a.seed, thicknesses_mm=tuple(a.thickness), matrix=a.matrix
-    )
+    generate_cohort(a.out, a.n_scans, a.seed, thicknesses_mm=tuple(a.thickness), matrix=a.matrix)
 
 
 # --- discover ----------------------------------------------------------------------------
@@ -185,8 +183,13 @@ def _score(a: argparse.Namespace) -> None:
     from cacflow.pipeline import score_batch_files
 
     n = score_batch_files(
-        _existing_dir(a.images), _existing_dir(a.labels), a.scans, a.method, a.scoring,
-        a.scores, a.lesions,
+        _existing_dir(a.images),
+        _existing_dir(a.labels),
+        a.scans,
+        a.method,
+        a.scoring,
+        a.scores,
+        a.lesions,
     )
     print(f"score {a.method}: {n} series", flush=True)
 

@@ -1,5 +1,6 @@
 # Configuration checks and the few input functions the rules share.
 import json
+import os
 import sys
 
 from snakemake.utils import validate
@@ -14,6 +15,10 @@ except ConfigError as err:
     sys.exit(f"cacflow: {err}")
 validate(config, "../schemas/config.schema.yaml")
 
+# Rules call `cacflow <step>`: find it beside the Python running Snakemake (the venv), even
+# when that venv is not activated. A conda env activated by --sdm conda comes first anyway.
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])
+
 SETTINGS = {ds: dataset_settings(config, ds) for ds in config["datasets"]}
 DATASETS = "|".join(SETTINGS) or "__none__"
 METHODS = "|".join(config["methods"]) or "__none__"
@@ -21,7 +26,7 @@ METHODS = "|".join(config["methods"]) or "__none__"
 
 wildcard_constraints:
     ds=DATASETS,
-    batch=r"b\d{4,}",
+    batch=r"b[0-9]+",
     method=METHODS,
     source=f"reference|{METHODS}",
 

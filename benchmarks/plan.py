@@ -1,0 +1,181 @@
+"""Benchmark: planning the workflow (``snakemake -n``) for a 50,000-series cohort.
+
+Writes a synthetic manifest (one row per series, the columns of ``cacflow discover``,
+``files`` holding ``--files-per-series`` paths each) and a tiny annotations table into a
+temporary folder, a user config naming them (``datasets: {big: {manifest, annotations}}``,
+``run: [big]``), then times ``snakemake -n --cores 1`` on it in a child process. Nothing in
+the repository is written besides Snakemake's own ``.snakemake/`` bookkeeping.
+
+Target (issue 8): the DAG of 50,000 series is built in <= 60 s and <= 2 GB (peak resident
+memory of the Snakemake process). Prints the wall time, the peak memory and the job count;
+exits 1 when a target is missed or the dry run fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+N_SERIES = 50_000
+FILES_PER_SERIES = 100
+"""Slices per series in the synthetic manifest (a 3 mm cardiac scan has ~40-80, a 1 mm
+chest CT ~300); only ``series_uid`` matters to planning, the rest makes the file realistic."""
+TARGET_S = 60.0
+TARGET_MB = 2048.0
+UID_ROOT = "1.2.826.0.1.3680043.10.1234"
+"""Made-up DICOM UID root of the synthetic series."""
+
+
+def synthetic_manifest(n_series: int, files_per_series: int, seed: int = 0) -> pa.Table:
+    """A manifest table of ``n_series`` made-up CT series (no pixel data anywhere).
+
+    Columns as :data:`cacflow.dicom.discover.MANIFEST_COLUMNS`; list columns (``files``,
+    ``positions``, ...) are built from offsets so that millions of entries cost seconds.
+    """
+    rng = np.random.default_rng(seed)
+    idx = np.arange(n_series)
+    uids = np.char.add(f"{UID_ROOT}.", idx.astype(str))
+    n_files = np.full(n_series, files_per_series, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(n_files)]).astype(np.int32)
+    n_total = int(offsets[-1])
+    series_of_file = np.repeat(idx, n_files)
+    slice_of_file = np.arange(n_total) - offsets[:-1].repeat(n_files)
+    paths = np.char.add(
+        np.char.add("/data/cohort/", series_of_file.astype(str)),
+        np.char.add("/IM", np.char.zfill(slice_of_file.astype(str), 5)),
+    )
+    z = -slice_of_file * 3.0
+    positions = np.stack([np.full(n_total, -175.0), np.full(n_total, -175.0), z], axis=1)
+    pos_offsets = (offsets * 3).astype(np.int32)
+
+    def lists(values: np.ndarray, offs: np.ndarray = offsets) -> pa.Array:
+        flat = pa.array(values)
+        if isinstance(flat, pa.ChunkedArray):  # large string columns come back chunked
+            flat = flat.combine_chunks()
+        return pa.ListArray.from_arrays(pa.array(offs), flat)
+
+    kernels = np.array(["B35f", "FC12", "STANDARD", "Qr36d"])
+    vendors = np.array(["SIEMENS", "TOSHIBA", "GE MEDICAL SYSTEMS", "Philips"])
+    which = rng.integers(0, len(kernels), n_series)
+    columns = {
+        "series_uid": pa.array(uids),
+        "dicom_series_uid": pa.array(uids),
+        "patient_id": pa.array(np.char.add("P", (idx // 2).astype(str))),
+        "status": pa.array(np.full(n_series, "ok")),
+        "reason": pa.nulls(n_series, pa.string()),
+        "reason_detail": pa.nulls(n_series, pa.string()),
+        "modality": pa.array(np.full(n_series, "CT")),
+        "kernel": pa.array(kernels[which]),
+        "manufacturer": pa.array(vendors[which]),
+        "image_type": pa.array(np.full(n_series, "ORIGINAL\\PRIMARY\\AXIAL")),
+        "transfer_syntax": pa.array(np.full(n_series, "1.2.840.10008.1.2.1")),
+        "orientation": pa.ListArray.from_arrays(
+            pa.array(np.arange(n_series + 1, dtype=np.int32) * 6),
+            pa.array(np.tile([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], n_series)),
+        ),
+        "slice_thickness_mm": pa.array(np.full(n_series, 3.0)),
+        "pixel_spacing_mm": pa.array(rng.uniform(0.6, 0.8, n_series)),
+        "pixel_spacing_col_mm": pa.array(rng.uniform(0.6, 0.8, n_series)),
+        "rows": pa.array(np.full(n_series, 512, dtype=np.int64)),
+        "columns": pa.array(np.full(n_series, 512, dtype=np.int64)),
+        "n_files": pa.array(n_files),
+        "n_duplicates": pa.array(np.zeros(n_series, dtype=np.int64)),
+        "files": lists(paths),
+        "positions": lists(positions.ravel(), pos_offsets),
+        "rescale_slopes": lists(np.ones(n_total)),
+        "rescale_intercepts": lists(np.full(n_total, -1024.0)),
+        "pixel_offsets": lists(np.full(n_total, 1024, dtype=np.int64)),
+        "pixel_format": pa.nulls(n_series, pa.string()),
+    }
+    return pa.table(columns)
+
+
+def write_inputs(folder: Path, n_series: int, files_per_series: int, batch_size: int) -> Path:
+    """Manifest, annotations and user config in ``folder``; returns the config path."""
+    manifest = folder / "manifest.parquet"
+    table = synthetic_manifest(n_series, files_per_series)
+    pq.write_table(table, manifest)
+    annotations = folder / "annotations.csv"
+    first = table.column("series_uid")[0].as_py()
+    annotations.write_text(f"series_uid,x,y,z,label\n{first},10.0,20.0,-30.0,LAD\n")
+    config = folder / "plan.yaml"
+    user = {
+        "datasets": {"big": {"manifest": str(manifest), "annotations": str(annotations)}},
+        "run": ["big"],
+        "batch_size": batch_size,
+    }
+    config.write_text(yaml.safe_dump(user, sort_keys=False))
+    return config
+
+
+def dry_run(
+    config: Path, snakemake: str, extra: list[str], repo: Path = REPO
+) -> tuple[float, float, int, str]:
+    """``snakemake -n`` in ``repo``: wall seconds, peak RSS (MB), job count, log tail."""
+    cmd = [snakemake, "-n", "--cores", "1", "--nolock", "--configfile", str(config), *extra]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if peak_kb <= before:  # an earlier, larger child: max RSS is not attributable
+        peak_kb = before
+    out = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise RuntimeError(f"snakemake -n failed (exit {proc.returncode}):\n{out[-3000:]}")
+    match = re.search(r"^total\s+(\d+)", out, flags=re.MULTILINE)
+    n_jobs = int(match.group(1)) if match else -1
+    return seconds, peak_kb / 1024.0, n_jobs, out[-2000:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-series", type=int, default=N_SERIES)
+    parser.add_argument("--files-per-series", type=int, default=FILES_PER_SERIES)
+    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument(
+        "--snakemake", default=str(Path(sys.executable).with_name("snakemake")),
+        help="snakemake executable (default: the one next to this Python)",
+    )
+    parser.add_argument("--repo", type=Path, default=REPO, help="workflow checkout to plan")
+    parser.add_argument("--keep", action="store_true", help="keep and print the temp folder")
+    parser.add_argument("extra", nargs="*", help="further snakemake arguments (after --)")
+    args = parser.parse_args(argv)
+
+    folder = Path(tempfile.mkdtemp(prefix="cacflow-plan-"))
+    t0 = time.perf_counter()
+    config = write_inputs(folder, args.n_series, args.files_per_series, args.batch_size)
+    t_write = time.perf_counter() - t0
+    size_mb = (folder / "manifest.parquet").stat().st_size / 1e6
+    seconds, peak_mb, n_jobs, _ = dry_run(config, args.snakemake, args.extra, args.repo)
+    print(
+        f"manifest: {args.n_series} series x {args.files_per_series} files, "
+        f"{size_mb:.0f} MB parquet, written in {t_write:.1f} s"
+    )
+    print(
+        f"snakemake -n: {n_jobs} jobs (batch_size {args.batch_size}) in {seconds:.1f} s, "
+        f"peak RSS {peak_mb:.0f} MB (targets <= {TARGET_S:.0f} s, <= {TARGET_MB:.0f} MB)"
+    )
+    if args.keep:
+        print(f"inputs kept in {folder}")
+    else:
+        for p in sorted(folder.iterdir()):
+            p.unlink()
+        folder.rmdir()
+    return 0 if seconds <= TARGET_S and peak_mb <= TARGET_MB else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

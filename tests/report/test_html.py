@@ -1,0 +1,209 @@
+"""The HTML report: self-contained, complete, correct numbers, no identifiers."""
+
+from __future__ import annotations
+
+import base64
+import re
+from html.parser import HTMLParser
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cacflow.conventions import DEFAULT_SCHEMES, Closure, Scheme
+from cacflow.report import render_report
+from cacflow.report.html import flatten, fmt, fmt_ci
+from cacflow.stats import agreement_table, confusion_table, scores_from_confusion
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class Collector(HTMLParser):
+    """Tags, attributes and text of a page, and the cells of its tables."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse(html: str) -> Collector:
+    c = Collector()
+    c.feed(html)
+    return c
+
+
+@pytest.fixture(scope="module")
+def html(report_inputs: dict[str, Any]) -> str:
+    return render_report(**report_inputs)
+
+
+def test_page_is_self_contained(html: str) -> None:
+    page = parse(html)
+    tags = {t for t, _ in page.tags}
+    assert not tags & {"script", "link", "iframe", "object", "embed"}
+    for _, attrs in page.tags:
+        for name in ("src", "href"):
+            value = attrs.get(name)
+            if value is not None:
+                assert value.startswith(("data:image/png;base64,", "#")), value[:40]
+    assert "url(" not in html and "@import" not in html
+
+
+def test_figures_are_embedded_pngs(html: str, report_inputs: dict[str, Any]) -> None:
+    images = [a["src"] for t, a in parse(html).tags if t == "img"]
+    methods = [m for m in pd.unique(report_inputs["scores"]["method"]) if m != "reference"]
+    assert len(images) == len(methods)  # one scatter + Bland-Altman figure per method
+    for src in images:
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == PNG_SIGNATURE
+
+
+def test_sections_and_headings(html: str) -> None:
+    text = " ".join(parse(html).text)
+    for heading in (
+        "Cohort",
+        "Excluded series by reason",
+        "Agreement with the reference",
+        "Risk categories",
+        "Per artery",
+        "Plots per method",
+        "Subgroups",
+        "Lesion detection",
+        "Ruling out calcium (score 0)",
+        "Annotation points without calcium",
+        "Conventions used",
+        "Glossary",
+    ):
+        assert heading in text, heading
+
+
+def test_every_convention_is_printed(html: str, report_inputs: dict[str, Any]) -> None:
+    text = parse(html).text
+    for key, value in flatten(report_inputs["conventions"]):
+        assert key in text and value in text, key
+    assert "statistics.icc_form" in text
+
+
+def test_cohort_flow_counts(html: str) -> None:
+    text = [t.strip() for t in parse(html).text if t.strip()]
+    # 64 series found, 4 excluded: gap 2, localizer 1, too_few_slices 1; 12 non-DICOM files
+    assert "7,712" in text and "64" in text
+    assert "12 not DICOM (ignored)" in text
+    i = text.index("gap")
+    assert text[i + 2] == "2"  # reason, meaning, count
+    assert text[text.index("localizer") + 2] == "1"
+    assert "4 excluded (table below)" in text
+
+
+def test_agreement_numbers_match_the_table(html: str, report_inputs: dict[str, Any]) -> None:
+    agreement = report_inputs["agreement"]
+    row = agreement[
+        (agreement["method"] == "convnet")
+        & (agreement["artery"] == "total")
+        & (agreement["statistic"] == "icc")
+    ].iloc[0]
+    assert f"{row['value']:.3f}" in html
+    assert f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]" in html
+    kappa = agreement[
+        (agreement["method"] == "vendor") & (agreement["statistic"] == "kappa_linear:B")
+    ].iloc[0]
+    assert f"{kappa['value']:.3f}" in html
+
+
+def test_confusion_heatmaps_hold_the_counts(html: str, report_inputs: dict[str, Any]) -> None:
+    n_tables = html.count('<table class="heat">')
+    conf = report_inputs["confusion"]
+    assert n_tables == conf.groupby(["method", "scheme"]).ngroups
+    # first heatmap: convnet, scheme A, cells in row-major order
+    first = html.split('<table class="heat">', 2)[1]
+    cells = re.findall(
+        r'<td style="background:#[0-9a-f]{6};color:#[0-9a-f]{6}"[^>]*>([\d,]+)</td>', first
+    )
+    sub = conf[(conf["method"] == "convnet") & (conf["scheme"] == "A")]
+    assert [int(c.replace(",", "")) for c in cells] == sub["count"].tolist()
+
+
+def test_no_identifiers_in_the_report(html: str, report_inputs: dict[str, Any]) -> None:
+    scans = report_inputs["scans"]
+    html = re.sub(r'src="data:[^"]*"', "", html)  # base64 images may hold any 4 letters
+    for pid in scans["patient_id"]:
+        assert pid not in html
+    for uid in scans["series_uid"]:
+        assert uid not in html
+    assert "SECRET_NAME" not in html  # free-text exclusion details are not shown
+
+
+def test_method_without_calcium_renders(html: str) -> None:
+    text = [t.strip() for t in parse(html).text]
+    i = text.index("nocalcium", text.index("Pearson r"))  # the agreement table row
+    assert "–" in text[i : i + 12]  # Pearson r undefined for a constant method
+
+
+def test_rendering_is_deterministic(report_inputs: dict[str, Any], html: str) -> None:
+    assert render_report(**report_inputs) == html
+
+
+def test_statistics_only_dataset() -> None:
+    """No DICOM: no scans table, scores from published confusion matrices."""
+    matrix = np.array([[259, 0, 1, 0, 0], [9, 36, 4, 0, 0], [2, 3, 82, 2, 0], [0, 1, 2, 65, 2]])
+    matrix = np.vstack([matrix, [0, 0, 0, 11, 51]])
+    scores = scores_from_confusion(matrix, DEFAULT_SCHEMES["A"], method="convnet")
+    schemes = {"A": DEFAULT_SCHEMES["A"]}
+    agreement = agreement_table(scores, schemes, n_boot=50)
+    page = render_report(
+        dataset="deVos2019",
+        scans=pd.DataFrame(),
+        scores=scores,
+        agreement=agreement,
+        confusion=confusion_table(scores, schemes),
+        conventions={"schemes": {"A": {"edges": [1, 10, 100, 400], "closed": "left"}}},
+        date="2026-01-01",
+    )
+    text = " ".join(parse(page).text)
+    assert "This dataset has no images" in text
+    assert "0.950" in text and "93.0 %" in text  # seed 000 Table III: kappa 0.95, accuracy 0.93
+    assert "Per artery" not in text  # the published table gives totals only
+    assert "s000001" not in page
+
+
+def test_reference_only_and_html_escaping() -> None:
+    binary = Scheme("bin", (0.0,), Closure.RIGHT)
+    scores = scores_from_confusion(np.eye(2, dtype=int) * 3, binary, method="<b>m</b>")
+    only_ref = scores[scores["method"] == "reference"]
+    empty = agreement_table(only_ref, DEFAULT_SCHEMES)
+    page = render_report(
+        dataset="x",
+        scans=pd.DataFrame(),
+        scores=only_ref,
+        agreement=empty,
+        confusion=confusion_table(only_ref, DEFAULT_SCHEMES),
+        conventions={},
+        date="2026-01-01",
+    )
+    assert "No method could be compared" in page
+    page = render_report(
+        dataset="<script>",
+        scans=pd.DataFrame(),
+        scores=scores,
+        agreement=agreement_table(scores, {}, n_boot=0),
+        confusion=confusion_table(scores, {}),
+        conventions={"note": "<i>"},
+        date="2026-01-01",
+    )
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "<b>m</b>" not in page and "&lt;b&gt;m&lt;/b&gt;" in page
+
+
+def test_number_formatting() -> None:
+    assert fmt(np.nan) == "–"
+    assert fmt(-0.0001) == "0.000"
+    assert fmt(-1234.56, 1) == "-1,234.6"
+    assert fmt_ci(0.5, 0.4, 0.6) == "0.500 [0.400, 0.600]"
+    assert fmt_ci(0.5, np.nan, np.nan) == "0.500"

@@ -1,0 +1,300 @@
+"""Conversion: one NIfTI volume (int16 HU) per usable series, one scans row per series.
+
+Conversion works from the manifest of :func:`cacflow.dicom.discover.discover`, whose
+header pass is the only parse of the headers: geometry QC (:mod:`cacflow.dicom.qc`) runs on
+the manifest's per-file positions before any pixel is read; native little-endian 16-bit
+pixels are then read with ``numpy.fromfile`` at the offset the header pass found (checked
+against the Pixel Data tag), other syntaxes are decoded by pydicom (or GDCM); each slice
+becomes int16 HU with its own rescale and lands at its place along the slice normal in one
+preallocated array. Series are spread over one process pool; a series that fails never
+stops the batch: its row is ``excluded`` with a reason.
+
+Volumes: ``<out_dir>/<series_uid>.nii`` + JSON sidecar (:func:`cacflow.volume.write_volume`),
+axis order (z, y, x), origin = centre of the first voxel (LPS mm), spacing (column, row,
+increment) mm, direction columns (row direction, column direction, slice normal). The
+sidecar holds series_uid, kernel, manufacturer and the native geometry: no identifiers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from cacflow.conventions import Reason, Status
+from cacflow.dicom.discover import discover
+from cacflow.dicom.parallel import parallel_map
+from cacflow.dicom.qc import QcConfig, QcFailure, check_present, order_stack
+from cacflow.dicom.read import (
+    DicomReadError,
+    PixelFormat,
+    decode_slice,
+    read_stored_native,
+    stored_to_hu,
+)
+from cacflow.dicom.tilt import resample_tilted
+from cacflow.provenance import provenance, write_table
+from cacflow.volume import Geometry, Volume, sidecar_path, write_volume
+
+__all__ = ["QcConfig", "SCANS_SCHEMA", "convert_batch", "convert_dir", "convert_series"]
+
+SCANS_SCHEMA = pa.schema(
+    [
+        ("series_uid", pa.string()),
+        ("dicom_series_uid", pa.string()),
+        ("patient_id", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("reason_detail", pa.string()),
+        ("modality", pa.string()),
+        ("slice_thickness_mm", pa.float64()),
+        ("slice_increment_mm", pa.float64()),
+        ("pixel_spacing_mm", pa.float64()),
+        ("pixel_spacing_col_mm", pa.float64()),
+        ("n_slices", pa.int64()),
+        ("kernel", pa.string()),
+        ("manufacturer", pa.string()),
+        ("rows", pa.int64()),
+        ("columns", pa.int64()),
+        ("n_files", pa.int64()),
+        ("batch", pa.string()),
+    ]
+)
+"""Columns of ``scans.parquet`` (CONTRACT section 3 plus matrix, file count and batch).
+``n_slices``: images in the series after de-duplication (the volume depth for ok series
+not resampled for tilt); ``pixel_spacing_mm`` is the row spacing."""
+
+SCANS_COLUMNS = tuple(SCANS_SCHEMA.names)
+SCANS_FILE = "scans.parquet"
+NIFTI_SUFFIX = ".nii"
+COUNT_PREFIX = "count."
+"""Prefix of the file-count keys in the scans table's metadata."""
+
+
+def volume_path(out_dir: str | os.PathLike, series_uid: str) -> Path:
+    """Where the volume of ``series_uid`` is written."""
+    return Path(out_dir) / f"{series_uid}{NIFTI_SUFFIX}"
+
+
+def _scalar(v: Any) -> Any:
+    """``v`` with pandas/numpy missing values as None and numpy scalars as Python ones."""
+    if v is None or (np.isscalar(v) and pd.isna(v)):
+        return None
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _base_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The scans row of a manifest row before conversion."""
+    out = {c: _scalar(row.get(c)) for c in SCANS_COLUMNS}
+    out["slice_increment_mm"] = None
+    out["n_slices"] = _scalar(row.get("n_files"))
+    return out
+
+
+def _exclude(out: dict[str, Any], reason: Reason, detail: str) -> dict[str, Any]:
+    out.update(status=Status.EXCLUDED.value, reason=reason.value, reason_detail=detail)
+    return out
+
+
+def _decode_reason(transfer_syntax: str) -> Reason:
+    """``unsupported_syntax`` when no installed decoder handles the syntax, else ``unreadable``."""
+    from pydicom.pixels import get_decoder
+
+    try:
+        available = get_decoder(transfer_syntax).is_available
+    except (NotImplementedError, ValueError):
+        available = False
+    return Reason.UNREADABLE if available else Reason.UNSUPPORTED_SYNTAX
+
+
+def _pixel_format(row: Mapping[str, Any]) -> PixelFormat | None:
+    text = row.get("pixel_format")
+    if not text:
+        return None
+    d = json.loads(text)
+    d["padding"] = None if d["padding"] is None else tuple(d["padding"])
+    return PixelFormat(**d)
+
+
+def _slice_hu(row: Mapping[str, Any], i: int, fmt: PixelFormat | None) -> np.ndarray:
+    """HU (int16, (y, x)) of file ``i`` of the series ``row``."""
+    path = str(row["files"][i])
+    offset = int(row["pixel_offsets"][i])
+    if fmt is None or offset < 0:
+        return decode_slice(path)
+    stored = read_stored_native(path, offset, int(row["rows"]), int(row["columns"]), fmt)
+    slope, intercept = float(row["rescale_slopes"][i]), float(row["rescale_intercepts"][i])
+    return stored_to_hu(stored, slope, intercept, fmt.padding)
+
+
+def _pixels(row: Mapping[str, Any], order: np.ndarray, threads: int = 1) -> np.ndarray:
+    """HU (int16, (z, y, x)) of the series' files in stack ``order``.
+
+    ``threads`` > 1 reads slices concurrently (file reads and numpy release the GIL).
+    """
+    fmt = _pixel_format(row)
+    shape = (int(row["rows"]), int(row["columns"]))
+    hu = np.empty((len(order), *shape), dtype=np.int16)
+    syntaxes = str(row.get("transfer_syntax") or "unknown")
+
+    def fill(z: int) -> None:
+        try:
+            sl = _slice_hu(row, int(order[z]), fmt)
+        except DicomReadError as exc:
+            raise QcFailure(Reason.UNREADABLE, f"image {z}: {exc}") from exc
+        except Exception as exc:  # a decoder's error: name the syntax, never the file
+            reasons = {_decode_reason(ts) for ts in syntaxes.split("/")}
+            reason = min(reasons, key=lambda r: r is not Reason.UNSUPPORTED_SYNTAX)
+            raise QcFailure(
+                reason, f"image {z}: {type(exc).__name__} decoding transfer syntax {syntaxes}"
+            ) from exc
+        if sl.shape != shape:
+            raise QcFailure(Reason.UNREADABLE, f"image {z}: pixel array shape {sl.shape}")
+        hu[z] = sl
+
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(fill, range(len(order))))
+    else:
+        for z in range(len(order)):
+            fill(z)
+    return hu
+
+
+def build_volume(
+    row: Mapping[str, Any], qc: QcConfig, threads: int = 1
+) -> tuple[Volume, str | None]:
+    """Check and assemble the series of one manifest row: (volume, reason_detail).
+
+    Raises :class:`QcFailure` when the series is excluded.
+    """
+    n = len(row["files"])
+    if n < qc.min_slices:
+        raise QcFailure(Reason.TOO_FEW_SLICES, f"{n} images < qc.min_slices {qc.min_slices}")
+    positions = np.asarray(row["positions"], dtype=float).reshape(n, 3)
+    orientation = _scalar_or_list(row.get("orientation"))
+    row_sp, col_sp = _scalar(row.get("pixel_spacing_mm")), _scalar(row.get("pixel_spacing_col_mm"))
+    spacing = None if row_sp is None or col_sp is None else (row_sp, col_sp)
+    check_present(
+        orientation, positions, spacing, _scalar(row.get("rows")), _scalar(row.get("columns"))
+    )
+    stack = order_stack(np.asarray(orientation, dtype=float), positions, qc)
+    hu = _pixels(row, stack.order, threads)
+    thickness = _scalar(row.get("slice_thickness_mm")) or stack.increment_mm
+    increment = stack.increment_mm if stack.increment_mm > 0 else (thickness or 1.0)
+    detail = None
+    if stack.tilt_deg > qc.max_tilt_deg:  # gantry_tilt == 'resample' (else QC raised)
+        hu, geom = resample_tilted(
+            hu,
+            stack.origin,
+            stack.row_dir,
+            stack.col_dir,
+            stack.step_dir,
+            (col_sp, row_sp, increment),
+            thickness,
+        )
+        detail = f"gantry tilt {stack.tilt_deg:.2f} deg resampled onto an orthogonal grid"
+    else:
+        direction = np.column_stack([stack.row_dir, stack.col_dir, stack.normal]).ravel()
+        geom = Geometry(
+            origin=tuple(float(v) for v in stack.origin),
+            spacing=(float(col_sp), float(row_sp), float(increment)),
+            direction=tuple(float(v) for v in direction),
+            slice_thickness_mm=float(thickness),
+        )
+    meta = {
+        "kernel": row.get("kernel"),
+        "manufacturer": row.get("manufacturer"),
+        "native_slice_thickness_mm": float(thickness),
+        "native_slice_increment_mm": float(increment),
+        "n_slices": n,
+        "gantry_tilt_deg": round(stack.tilt_deg, 3),
+    }
+    return Volume(hu, geom, meta), detail
+
+
+def _scalar_or_list(v: Any) -> list[float] | None:
+    if v is None or (np.isscalar(v) and pd.isna(v)):
+        return None
+    return [float(x) for x in v]
+
+
+def convert_series(
+    row: Mapping[str, Any], out_dir: str | os.PathLike, qc: QcConfig, threads: int = 1
+) -> dict[str, Any]:
+    """Convert one manifest row; return its scans row. Never raises for a bad series.
+
+    ``threads``: slices read concurrently within the series.
+    """
+    out = _base_row(row)
+    path = volume_path(out_dir, str(row["series_uid"]))
+    for stale in (path, sidecar_path(path)):
+        stale.unlink(missing_ok=True)
+    if row.get("status") != Status.OK.value:
+        return out
+    try:
+        vol, detail = build_volume(row, qc, threads)
+    except QcFailure as f:
+        return _exclude(out, f.reason, f.detail)
+    except Exception as exc:  # noqa: BLE001 - one bad series never stops the batch
+        return _exclude(out, Reason.UNREADABLE, f"{type(exc).__name__} while reading the series")
+    vol.meta = {"series_uid": str(row["series_uid"]), **vol.meta}
+    write_volume(vol, path)
+    out.update(
+        status=Status.OK.value,
+        reason=None,
+        reason_detail=detail,
+        slice_thickness_mm=vol.meta["native_slice_thickness_mm"],
+        slice_increment_mm=vol.meta["native_slice_increment_mm"],
+        n_slices=vol.meta["n_slices"],
+    )
+    return out
+
+
+def scans_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Scans rows as a DataFrame with the columns and types of :data:`SCANS_SCHEMA`."""
+    table = pa.Table.from_pylist(rows, schema=SCANS_SCHEMA)
+    return table.to_pandas()
+
+
+def convert_batch(
+    manifest: pd.DataFrame, out_dir: str | os.PathLike, qc: QcConfig, *, workers: int = 1
+) -> pd.DataFrame:
+    """Convert every series (row) of ``manifest``; return the scans rows in manifest order.
+
+    Excluded rows pass through; the others are read, checked and written as
+    ``out_dir/<series_uid>.nii``.
+    """
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    rows = manifest.to_dict("records")
+    n_ok = sum(r.get("status") == Status.OK.value for r in rows)
+    if n_ok < workers:  # too few series for the pool: read the slices of each in threads
+        work = partial(convert_series, out_dir=Path(out_dir), qc=qc, threads=workers)
+        return scans_frame([work(r) for r in rows])
+    work = partial(convert_series, out_dir=Path(out_dir), qc=qc)
+    return scans_frame(list(parallel_map(work, rows, workers)))
+
+
+def convert_dir(
+    dicom_dir: str | os.PathLike, out_dir: str | os.PathLike, qc: QcConfig, *, workers: int = 1
+) -> pd.DataFrame:
+    """Discover and convert a whole folder: ``out_dir/*.nii`` and ``out_dir/scans.parquet``.
+
+    The parquet metadata holds provenance, the QC settings and the file counts of
+    :func:`cacflow.dicom.discover.discover` (keys ``count.<name>``, e.g. ``count.n_files``).
+    """
+    manifest, counts = discover(dicom_dir, workers=workers)
+    scans = convert_batch(manifest, out_dir, qc, workers=workers)
+    meta = provenance(conventions={"qc": asdict(qc)})
+    meta |= {f"{COUNT_PREFIX}{k}": str(v) for k, v in counts.items()}
+    write_table(scans, Path(out_dir) / SCANS_FILE, meta=meta, schema=SCANS_SCHEMA)
+    return scans

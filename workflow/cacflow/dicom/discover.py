@@ -1,0 +1,200 @@
+"""Header-only discovery: every file under a folder, grouped into series (the manifest).
+
+The folder is walked recursively in any layout, following directory symlinks but never
+entering a directory twice (by device and inode), so symlink loops end; a file reached
+under several names (hard or symbolic links) is read once. Headers are read with
+pydicom up to the pixel data, in parallel over ``workers`` processes. See
+:mod:`cacflow.dicom.read` for what counts as DICOM, unreadable or non-image, and
+:mod:`cacflow.dicom.grouping` for series keys and header-level exclusions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from cacflow.dicom.grouping import SeriesGroup, group_headers
+from cacflow.dicom.parallel import parallel_map
+from cacflow.dicom.read import FileHeader, read_header
+
+HEADER_CHUNK = 64
+"""Files handed to a worker at a time (amortises inter-process overhead)."""
+
+_NO_POSITION = (math.nan, math.nan, math.nan)
+
+BATCH_PREFIX = "b"
+BATCH_DIGITS = 4
+
+MANIFEST_COLUMNS = (
+    "series_uid",
+    "dicom_series_uid",
+    "patient_id",
+    "status",
+    "reason",
+    "reason_detail",
+    "modality",
+    "kernel",
+    "manufacturer",
+    "image_type",
+    "transfer_syntax",
+    "orientation",
+    "slice_thickness_mm",
+    "pixel_spacing_mm",
+    "pixel_spacing_col_mm",
+    "rows",
+    "columns",
+    "n_files",
+    "n_duplicates",
+    "files",
+    "positions",
+    "rescale_slopes",
+    "rescale_intercepts",
+    "pixel_offsets",
+    "pixel_format",
+)
+"""Manifest columns: one row per series. ``pixel_spacing_mm`` is the row spacing (distance
+between rows, PixelSpacing[0]); ``pixel_spacing_col_mm`` the column spacing, different from
+it for anisotropic pixels. ``orientation`` is ImageOrientationPatient of the first image (row
+cosines, column cosines; LPS). ``files``: paths, one per SOPInstanceUID, sorted; per file, in
+the same order: ``positions`` (ImagePositionPatient, flattened x, y, z, ...; LPS mm; NaN
+when absent), ``rescale_slopes``, ``rescale_intercepts``, ``pixel_offsets`` (byte offset of
+native pixel data, -1 when a decoder is needed). ``pixel_format``: JSON of the series'
+:class:`~cacflow.dicom.read.PixelFormat` when all images share it, else None."""
+
+
+def iter_files(root: str | os.PathLike) -> list[str]:
+    """Regular files under ``root`` (recursive), sorted; a physical file reached under
+    several names is listed once, under its smallest path."""
+    seen_dirs: set[tuple[int, int]] = set()
+    files: dict[tuple[int, int], str] = {}
+    stack = [os.fspath(Path(root).absolute())]
+    while stack:
+        d = stack.pop()
+        try:
+            st = os.stat(d)
+            if (st.st_dev, st.st_ino) in seen_dirs:
+                continue
+            seen_dirs.add((st.st_dev, st.st_ino))
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.is_dir():
+                    stack.append(e.path)
+                elif e.is_file():
+                    est = e.stat()
+                    key = (est.st_dev, est.st_ino)
+                    files[key] = min(files.get(key, e.path), e.path)
+            except OSError:  # dangling link, permission
+                continue
+    return sorted(files.values())
+
+
+def read_headers(paths: list[str], workers: int = 1) -> list[FileHeader]:
+    """Header records of ``paths`` (same order), read over ``workers`` processes."""
+    return list(parallel_map(read_header, paths, workers, chunksize=HEADER_CHUNK))
+
+
+def count_files(headers: list[FileHeader], groups: list[SeriesGroup]) -> dict[str, int]:
+    """File counts of the cohort flow.
+
+    ``n_files`` = ``n_dicom`` + ``n_unreadable`` + ``n_not_dicom``; ``n_non_image`` (DICOM
+    files without SeriesInstanceUID, e.g. DICOMDIR) is part of ``n_dicom``;
+    ``n_duplicates``: files dropped as a second copy of a SOPInstanceUID.
+    """
+    kinds = Counter(h.kind for h in headers)
+    return {
+        "n_files": len(headers),
+        "n_dicom": kinds["dicom"] + kinds["non_image"],
+        "n_not_dicom": kinds["not_dicom"],
+        "n_unreadable": kinds["unreadable"],
+        "n_non_image": kinds["non_image"],
+        "n_duplicates": sum(g.n_duplicates for g in groups),
+        "n_series": len(groups),
+    }
+
+
+def _row(g: SeriesGroup) -> dict[str, object]:
+    k, h0 = g.key, g.headers[0]
+    ps = k.pixel_spacing
+    return {
+        "series_uid": g.series_uid,
+        "dicom_series_uid": g.dicom_series_uid,
+        "patient_id": g.headers[0].patient_id,
+        "status": g.status,
+        "reason": g.reason,
+        "reason_detail": g.reason_detail,
+        "modality": "/".join(sorted({h.modality for h in g.headers})),
+        "kernel": k.kernel,
+        "manufacturer": g.headers[0].manufacturer,
+        "image_type": k.image_type,
+        "transfer_syntax": "/".join(sorted({h.transfer_syntax for h in g.headers})),
+        "orientation": None if h0.orientation is None else list(h0.orientation),
+        "slice_thickness_mm": k.slice_thickness,
+        "pixel_spacing_mm": None if ps is None else ps[0],
+        "pixel_spacing_col_mm": None if ps is None else ps[1],
+        "rows": k.rows,
+        "columns": k.columns,
+        "n_files": len(g.headers),
+        "n_duplicates": g.n_duplicates,
+        "files": [h.path for h in g.headers],
+        "positions": [x for h in g.headers for x in (h.position or _NO_POSITION)],
+        "rescale_slopes": [h.rescale_slope for h in g.headers],
+        "rescale_intercepts": [h.rescale_intercept for h in g.headers],
+        "pixel_offsets": [h.pixel_offset for h in g.headers],
+        "pixel_format": _format_json(g.headers),
+    }
+
+
+def _format_json(headers: list[FileHeader]) -> str | None:
+    formats = {h.pixel_format for h in headers}
+    if len(formats) != 1 or None in formats:
+        return None
+    return json.dumps(asdict(formats.pop()))
+
+
+def manifest_frame(groups: list[SeriesGroup]) -> pd.DataFrame:
+    """The manifest table of ``groups`` (columns :data:`MANIFEST_COLUMNS`, fixed dtypes)."""
+    df = pd.DataFrame([_row(g) for g in groups], columns=list(MANIFEST_COLUMNS))
+    for col in ("slice_thickness_mm", "pixel_spacing_mm", "pixel_spacing_col_mm"):
+        df[col] = df[col].astype("float64")
+    for col in ("rows", "columns", "n_files", "n_duplicates"):
+        df[col] = df[col].astype("Int64")
+    return df
+
+
+def discover(
+    dicom_dir: str | os.PathLike, *, workers: int = 1
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Manifest (one row per series, sorted by ``series_uid``) and file counts of a folder.
+
+    Reads headers only. ``status``/``reason`` say what headers can tell (``ok`` rows may
+    still be excluded by :func:`cacflow.dicom.convert.convert_batch`).
+    """
+    root = Path(dicom_dir)
+    if not root.is_dir():
+        raise NotADirectoryError(f"DICOM folder not found: {root}")
+    headers = read_headers(iter_files(root), workers)
+    groups = group_headers(headers)
+    return manifest_frame(groups), count_files(headers, groups)
+
+
+def assign_batches(manifest: pd.DataFrame, batch_size: int) -> pd.DataFrame:
+    """A copy of ``manifest`` sorted by ``series_uid`` with a ``batch`` column.
+
+    Series are chunked by ``batch_size`` in that order: ``b0000``, ``b0001``, ... Every row
+    (ok or excluded) gets a batch, so every series is accounted for by some batch job.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    out = manifest.sort_values("series_uid", kind="stable").reset_index(drop=True)
+    digits = max(BATCH_DIGITS, len(str(max(len(out) - 1, 0) // batch_size)))
+    out["batch"] = [f"{BATCH_PREFIX}{i // batch_size:0{digits}d}" for i in range(len(out))]
+    return out

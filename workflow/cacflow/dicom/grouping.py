@@ -1,0 +1,245 @@
+"""Series grouping and header-level exclusions.
+
+A *series* (one row of the manifest, one volume) is the set of image files that share a
+SeriesInstanceUID **and** a grouping key: orientation (ImageOrientationPatient rounded to
+:data:`ORIENTATION_DECIMALS`), matrix (Rows, Columns), PixelSpacing (rounded to
+:data:`SPACING_DECIMALS` mm), SliceThickness (rounded to :data:`THICKNESS_DECIMALS` mm),
+ConvolutionKernel and ImageType. Two reconstructions that share one SeriesInstanceUID thus
+become two series.
+
+Keys (``series_uid``): a SeriesInstanceUID with one group keeps the plain UID. One with
+several groups keys them ``<SeriesInstanceUID>_<k>``, k = 1, 2, ... in the order of their
+grouping keys rendered as text (:meth:`GroupKey.render`: orientation, rows, columns,
+pixel spacing, slice thickness, kernel, ImageType) and compared as tuples of strings.
+
+Within a series, files are de-duplicated by SOPInstanceUID (the first path in sorted
+order is kept), so the same image under two names counts once.
+
+Header-level exclusions, first match wins: ``not_ct`` (Modality is not CT), ``localizer``
+(ImageType holds LOCALIZER or SCOUT; or a one-image group whose orientation differs from
+the largest group of its SeriesInstanceUID), ``derived`` (ImageType value 1 is DERIVED, or a
+secondary-capture SOP class), ``unsupported_syntax`` (multi-frame images), ``unreadable``
+(a member file is truncated), ``missing_pixels`` (a member file has no PixelData).
+Then, among the groups of one SeriesInstanceUID that share orientation, thickness, kernel
+and ImageType but differ in matrix or pixel spacing, groups whose slice positions
+interleave (an image of one lies inside the other's range at a position the other lacks)
+are one stack with inconsistent pixel geometry: all of them become
+``inconsistent_geometry``. Reconstructions with other FOVs at the same positions do not
+interleave and stay separate series.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from cacflow.conventions import Reason
+from cacflow.dicom.qc import DUPLICATE_POSITION_MM
+from cacflow.dicom.read import SECONDARY_CAPTURE_PREFIX, FileHeader
+
+ORIENTATION_DECIMALS = 3
+"""Direction cosines are rounded to this many decimals for grouping (~0.06 degrees)."""
+SPACING_DECIMALS = 3
+"""PixelSpacing (mm) is rounded to this many decimals for grouping."""
+THICKNESS_DECIMALS = 2
+"""SliceThickness (mm) is rounded to this many decimals for grouping."""
+
+CT_MODALITY = "CT"
+LOCALIZER_TYPES = frozenset({"LOCALIZER", "SCOUT"})
+DERIVED_TYPE = "DERIVED"
+
+
+def _rounded(values: Iterable[float] | None, decimals: int) -> tuple[float, ...] | None:
+    return None if values is None else tuple(round(v, decimals) + 0.0 for v in values)
+
+
+@dataclass(frozen=True, order=True)
+class GroupKey:
+    """What must be equal for two files of one SeriesInstanceUID to form one series."""
+
+    orientation: tuple[float, ...] | None
+    rows: int | None
+    columns: int | None
+    pixel_spacing: tuple[float, ...] | None
+    slice_thickness: float | None
+    kernel: str
+    image_type: str
+
+    @classmethod
+    def of(cls, h: FileHeader) -> GroupKey:
+        thickness = (
+            None if h.slice_thickness is None else round(h.slice_thickness, THICKNESS_DECIMALS)
+        )
+        return cls(
+            orientation=_rounded(h.orientation, ORIENTATION_DECIMALS),
+            rows=h.rows,
+            columns=h.columns,
+            pixel_spacing=_rounded(h.pixel_spacing, SPACING_DECIMALS),
+            slice_thickness=thickness,
+            kernel=h.kernel,
+            image_type=h.image_type,
+        )
+
+    def render(self) -> tuple[str, ...]:
+        """The key as text, the order used to number groups ``_1``, ``_2``, ..."""
+
+        def txt(v: object) -> str:
+            if v is None:
+                return ""
+            if isinstance(v, tuple):
+                return ",".join(f"{x:g}" for x in v)
+            return str(v)
+
+        return tuple(
+            txt(v)
+            for v in (
+                self.orientation,
+                self.rows,
+                self.columns,
+                self.pixel_spacing,
+                self.slice_thickness,
+                self.kernel,
+                self.image_type,
+            )
+        )
+
+
+@dataclass
+class SeriesGroup:
+    """One series: de-duplicated member headers (sorted by path) and its key."""
+
+    series_uid: str
+    dicom_series_uid: str
+    key: GroupKey
+    headers: list[FileHeader]
+    n_duplicates: int = 0
+    status: str = "ok"
+    reason: str | None = None
+    reason_detail: str | None = None
+
+
+def _dedupe(headers: list[FileHeader]) -> tuple[list[FileHeader], int]:
+    """Keep the first header (by path) of each SOPInstanceUID; count the others."""
+    seen: set[str] = set()
+    kept = []
+    for h in sorted(headers, key=lambda h: h.path):
+        sop = h.sop_uid or h.path
+        if sop in seen:
+            continue
+        seen.add(sop)
+        kept.append(h)
+    return kept, len(headers) - len(kept)
+
+
+def group_headers(headers: Iterable[FileHeader]) -> list[SeriesGroup]:
+    """Group the image files' headers into series, keyed and classified.
+
+    Only headers of kind ``dicom`` or ``unreadable`` with a SeriesInstanceUID take part.
+    Returns the groups sorted by ``series_uid``.
+    """
+    by_uid: dict[str, dict[GroupKey, list[FileHeader]]] = defaultdict(lambda: defaultdict(list))
+    for h in headers:
+        if h.series_uid and h.kind in ("dicom", "unreadable"):
+            by_uid[h.series_uid][GroupKey.of(h)].append(h)
+    groups: list[SeriesGroup] = []
+    for uid, by_key in by_uid.items():
+        keys = sorted(by_key, key=GroupKey.render)
+        for k, key in enumerate(keys, start=1):
+            kept, n_dup = _dedupe(by_key[key])
+            g = SeriesGroup(
+                series_uid=uid if len(keys) == 1 else f"{uid}_{k}",
+                dicom_series_uid=uid,
+                key=key,
+                headers=kept,
+                n_duplicates=n_dup,
+            )
+            g.status, g.reason, g.reason_detail = classify(g, by_key)
+            groups.append(g)
+    _flag_mixed_geometry(groups)
+    return sorted(groups, key=lambda g: g.series_uid)
+
+
+def _projections(g: SeriesGroup) -> np.ndarray:
+    """Positions of a group's images along its slice normal (mm); empty when unknown."""
+    o = g.key.orientation
+    pos = [h.position for h in g.headers if h.position is not None]
+    if o is None or not pos:
+        return np.empty(0)
+    normal = np.cross(o[:3], o[3:])
+    return np.sort(np.asarray(pos) @ normal)
+
+
+def _interleave(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when a position of ``a`` lies inside ``b``'s range where ``b`` has no image."""
+    if not len(a) or not len(b):
+        return False
+    inside = a[(a > b[0] + DUPLICATE_POSITION_MM) & (a < b[-1] - DUPLICATE_POSITION_MM)]
+    if not len(inside):
+        return False
+    nearest = np.abs(inside[:, None] - b[None, :]).min(axis=1)
+    return bool((nearest > DUPLICATE_POSITION_MM).any())
+
+
+def _flag_mixed_geometry(groups: list[SeriesGroup]) -> None:
+    """Mark interleaved groups that differ only in matrix / pixel spacing (see module doc)."""
+    by_stack: dict[tuple[object, ...], list[SeriesGroup]] = defaultdict(list)
+    for g in groups:
+        k = g.key
+        by_stack[
+            (g.dicom_series_uid, k.orientation, k.slice_thickness, k.kernel, k.image_type)
+        ].append(g)
+    for members in by_stack.values():
+        if len(members) < 2:
+            continue
+        proj = {id(g): _projections(g) for g in members}
+        mixed = {
+            id(g)
+            for g in members
+            for h in members
+            if g is not h
+            and (_interleave(proj[id(g)], proj[id(h)]) or _interleave(proj[id(h)], proj[id(g)]))
+        }
+        for g in members:
+            if id(g) in mixed and g.status == "ok":
+                g.status, g.reason = "excluded", Reason.INCONSISTENT_GEOMETRY.value
+                g.reason_detail = "images of one stack differ in matrix or pixel spacing"
+
+
+def _is_stray_slice(group: SeriesGroup, by_key: dict[GroupKey, list[FileHeader]]) -> bool:
+    """One image whose orientation differs from the largest group of its UID (a scout)."""
+    if len(group.headers) != 1 or len(by_key) < 2:
+        return False
+    largest = max(by_key, key=lambda k: (len(by_key[k]), k.render()))
+    return largest.orientation != group.key.orientation
+
+
+def classify(
+    group: SeriesGroup, by_key: dict[GroupKey, list[FileHeader]]
+) -> tuple[str, str | None, str | None]:
+    """(status, reason, reason_detail) of a group as far as headers tell; first match wins."""
+    hs = group.headers
+    n = len(hs)
+    modalities = sorted({h.modality for h in hs})
+    if modalities != [CT_MODALITY]:
+        return "excluded", Reason.NOT_CT.value, f"Modality {'/'.join(modalities) or 'missing'}"
+    types = set(group.key.image_type.split("\\"))
+    if types & LOCALIZER_TYPES:
+        return "excluded", Reason.LOCALIZER.value, f"ImageType {group.key.image_type}"
+    if _is_stray_slice(group, by_key):
+        return "excluded", Reason.LOCALIZER.value, "single image at another orientation"
+    if group.key.image_type.split("\\")[0] == DERIVED_TYPE:
+        return "excluded", Reason.DERIVED.value, f"ImageType {group.key.image_type}"
+    if any(h.sop_class.startswith(SECONDARY_CAPTURE_PREFIX) for h in hs):
+        return "excluded", Reason.DERIVED.value, "secondary capture"
+    if any(h.n_frames > 1 for h in hs):
+        return "excluded", Reason.UNSUPPORTED_SYNTAX.value, "multi-frame images are not supported"
+    bad = sum(h.kind == "unreadable" for h in hs)
+    if bad:
+        return "excluded", Reason.UNREADABLE.value, f"{bad} of {n} files truncated"
+    missing = sum(not h.has_pixels for h in hs)
+    if missing:
+        return "excluded", Reason.MISSING_PIXELS.value, f"{missing} of {n} files have no PixelData"
+    return "ok", None, None

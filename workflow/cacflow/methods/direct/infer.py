@@ -1,0 +1,288 @@
+"""Inference of the direct method: per-slice pseudo-Agatston predictions and their scores.
+
+For every analysis volume (``<series_uid>.nii``, HU, (z, y, x)): register it to the atlas
+(one pass of the registration network on the coarse grid), select the slices and window
+holding the heart box (:mod:`.register`), run the scoring network on all selected slices
+in batches, and convert the predicted scores from pixels x weight to mm^2 x weight with
+the volume's pixel area. Slices outside the selection are predicted 0. A slice whose
+predicted score is below :data:`MIN_SLICE_SCORE_PX` (half of the smallest possible
+non-zero score, one voxel of weight 1) is set to 0.
+
+Outputs of :func:`infer_dir` in ``out_dir``:
+
+- ``slice_predictions.parquet``: one row per series x slice x artery: ``series_uid``,
+  ``slice`` (z index of the analysis volume), ``artery`` (LAD, LCX, RCA),
+  ``pseudo_agatston`` (mm^2 x weight; the slice's Agatston contribution before the
+  increment factor);
+- ``registration.parquet``: one row per series: the six transform parameters, the first
+  and last selected slice and the window (pixel indices);
+- ``<series_uid>_heatmap.nii`` for the first ``heatmaps`` series (by name): decision
+  feedback, the scoring network's density (all arteries) upsampled to the image grid
+  (cubic), non-negative, scaled so that each slice's voxels sum to its predicted score in
+  mm^2 x weight.
+
+:func:`scores_from_predictions` turns the slice table into per-series Agatston scores.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import ndimage
+
+from cacflow.calcium import increment_factor
+from cacflow.conventions import ARTERIES, TOTAL, ScoringConventions
+from cacflow.methods.direct.atlas import HeartBox, Transform, raw_to_params, registration_grid
+from cacflow.methods.direct.atlas import transforms_from_params as _transforms
+from cacflow.methods.direct.model import POOLING, build_networks, load_checkpoint
+from cacflow.methods.direct.register import CropPlan, window_of
+from cacflow.methods.direct.runtime import configure, resolve_device
+from cacflow.provenance import provenance, write_table
+from cacflow.volume import Geometry, Volume, list_volumes, read_volume, write_volume
+
+PREDICTIONS_FILE = "slice_predictions.parquet"
+REGISTRATION_FILE = "registration.parquet"
+HEATMAP_SUFFIX = "_heatmap"
+PREDICTION_COLUMNS = ("series_uid", "slice", "artery", "pseudo_agatston")
+SCORE_COLUMNS = ("series_uid", "artery", "agatston", "volume_mm3", "mass_mg", "n_lesions")
+MIN_SLICE_SCORE_PX = 0.5
+"""Predicted slice scores below this (pixels x weight) are 0: half a voxel of weight 1."""
+DEFAULT_BATCH_SLICES = 128
+"""Slices per forward pass of the scoring network."""
+DEFAULT_HEATMAPS = 3
+"""Series (first by name) that get a decision-feedback heatmap volume."""
+HEATMAP_ORDER = 3
+"""Spline order of the heatmap upsampling (cubic, as in the paper)."""
+INFERENCE_SEED = 0
+
+
+@dataclass
+class DirectModel:
+    """The loaded networks and what inference needs from the weights file."""
+
+    registration: torch.nn.Module
+    scoring: torch.nn.Module
+    box: HeartBox
+    threshold_hu: float
+    device: torch.device
+    sha256: str = ""
+
+    @classmethod
+    def load(cls, path: Path, device: str = "auto") -> DirectModel:
+        """Verify and load a weights file (see :func:`.model.load_checkpoint`)."""
+        from cacflow.methods.direct.model import sha256_of
+
+        ckpt = load_checkpoint(path)
+        reg, score = build_networks(ckpt)
+        dev = resolve_device(device)
+        cfg = ckpt["config"]
+        box = HeartBox(tuple(cfg["box_lo"]), tuple(cfg["box_hi"]))
+        return cls(
+            reg.to(dev), score.to(dev), box, float(cfg["threshold_hu"]), dev, sha256_of(path)
+        )
+
+
+@dataclass
+class VolumePrediction:
+    """Per-slice predictions of one volume: ``scores_px`` (n_slices, 3) pixels x weight for
+    every slice of the volume; ``density`` (selected slices, 3, h/8, w/8) when kept."""
+
+    transform: Transform
+    plan: CropPlan
+    scores_px: np.ndarray
+    density: np.ndarray | None
+
+
+def register_volumes(model: DirectModel, vols: list[Volume]) -> list[Transform]:
+    """Atlas transforms of volumes (one batched pass of the registration network)."""
+    grids = torch.stack([registration_grid(v.array, tuple(v.geometry.spacing)) for v in vols]).to(
+        model.device
+    )
+    with torch.inference_mode():
+        params = raw_to_params(model.registration(grids))
+    return _transforms(params)
+
+
+def predict_volume(
+    model: DirectModel,
+    vol: Volume,
+    *,
+    batch_slices: int = DEFAULT_BATCH_SLICES,
+    keep_density: bool = False,
+    transform: Transform | None = None,
+) -> VolumePrediction:
+    """Register ``vol`` (unless ``transform`` is given) and predict every slice's scores."""
+    if transform is None:
+        transform = register_volumes(model, [vol])[0]
+    spacing = tuple(float(s) for s in vol.geometry.spacing)
+    plan, x = window_of(vol.array, spacing, transform, model.box, model.threshold_hu)
+    sums, dens = [], []
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_slices):
+            xb = torch.from_numpy(x[start : start + batch_slices]).to(model.device)
+            xb = xb.contiguous(memory_format=torch.channels_last)
+            d = model.scoring(xb)
+            sums.append(d.sum(dim=(2, 3)).cpu().double().numpy())
+            if keep_density:
+                dens.append(d.cpu().float().numpy())
+    scores = np.zeros((vol.array.shape[0], len(ARTERIES)), dtype=np.float64)
+    if len(plan.slices):
+        selected = np.concatenate(sums)
+        selected[selected < MIN_SLICE_SCORE_PX] = 0.0
+        scores[plan.slices] = selected
+    density = np.concatenate(dens) if keep_density and dens else None
+    return VolumePrediction(transform, plan, scores, density)
+
+
+def prediction_rows(series_uid: str, pred: VolumePrediction, geometry: Geometry) -> pd.DataFrame:
+    """Long table (PREDICTION_COLUMNS) of one volume, scores in mm^2 x weight."""
+    n = pred.scores_px.shape[0]
+    return pd.DataFrame(
+        {
+            "series_uid": series_uid,
+            "slice": np.repeat(np.arange(n, dtype=np.int64), len(ARTERIES)),
+            "artery": np.tile(np.array(ARTERIES, dtype=object), n),
+            "pseudo_agatston": pred.scores_px.ravel() * geometry.pixel_area_mm2,
+        }
+    )
+
+
+def heatmap(vol: Volume, pred: VolumePrediction) -> np.ndarray:
+    """Decision-feedback volume (z, y, x) float32 in mm^2 x weight per voxel (see module)."""
+    out = np.zeros(vol.array.shape, dtype=np.float32)
+    if pred.density is None or not len(pred.plan.slices):
+        return out
+    p = pred.plan
+    h, w = vol.array.shape[1:]
+    ys, ye = max(p.y0, 0), min(p.y0 + p.height, h)
+    xs, xe = max(p.x0, 0), min(p.x0 + p.width, w)
+    total = pred.density.sum(axis=1)  # (n, h/8, w/8)
+    for k, z in enumerate(p.slices):
+        target = pred.scores_px[z].sum()
+        if target <= 0 or ys >= ye or xs >= xe:
+            continue
+        up = np.clip(ndimage.zoom(total[k], POOLING, order=HEATMAP_ORDER), 0.0, None)
+        part = up[ys - p.y0 : ye - p.y0, xs - p.x0 : xe - p.x0]
+        if part.sum() > 0:
+            out[z, ys:ye, xs:xe] = part * (target / part.sum()) * vol.geometry.pixel_area_mm2
+    return out
+
+
+def _registration_row(uid: str, pred: VolumePrediction) -> dict[str, object]:
+    sl = pred.plan.slices
+    return {
+        "series_uid": uid,
+        **pred.transform.as_dict(),
+        "first_slice": int(sl[0]) if len(sl) else -1,
+        "last_slice": int(sl[-1]) if len(sl) else -1,
+        "window_y0": pred.plan.y0,
+        "window_x0": pred.plan.x0,
+        "window_height": pred.plan.height,
+        "window_width": pred.plan.width,
+    }
+
+
+def infer_dir(
+    images: Path,
+    out_dir: Path,
+    *,
+    model: Path,
+    device: str = "auto",
+    threads: int | None = None,
+    heatmaps: int = DEFAULT_HEATMAPS,
+    batch_slices: int = DEFAULT_BATCH_SLICES,
+) -> int:
+    """Predict every volume of ``images`` into ``out_dir`` (see the module docstring).
+
+    ``model``: weights file (sha256-checked). ``device``: auto, cpu or cuda. Returns the
+    number of series.
+    """
+    if model is None:
+        raise ValueError("direct: --model (weights file) is required")
+    dev = resolve_device(device)
+    configure(INFERENCE_SEED, threads, dev)
+    net = DirectModel.load(Path(model), device)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = list_volumes(images)
+    rows, regs = [], []
+    for i, path in enumerate(paths, 1):
+        t0 = time.perf_counter()
+        vol = read_volume(path)
+        uid = path.stem
+        want_map = i <= heatmaps
+        pred = predict_volume(net, vol, batch_slices=batch_slices, keep_density=want_map)
+        rows.append(prediction_rows(uid, pred, vol.geometry))
+        regs.append(_registration_row(uid, pred))
+        if want_map:
+            meta = {"series_uid": uid, "content": "direct decision feedback, mm2 x weight"}
+            write_volume(
+                Volume(heatmap(vol, pred), vol.geometry, meta),
+                out_dir / f"{uid}{HEATMAP_SUFFIX}.nii",
+            )
+        dt = time.perf_counter() - t0
+        print(f"infer direct: {i}/{len(paths)} {uid} {dt:.2f} s", flush=True)
+    table = (
+        pd.concat(rows, ignore_index=True)
+        if rows
+        else pd.DataFrame({c: pd.Series(dtype=object) for c in PREDICTION_COLUMNS})
+    )
+    meta = provenance(conventions={"model": os.fspath(model), "model_sha256": net.sha256})
+    write_table(table[list(PREDICTION_COLUMNS)], out_dir / PREDICTIONS_FILE, meta)
+    write_table(pd.DataFrame(regs, columns=_REG_COLUMNS), out_dir / REGISTRATION_FILE, meta)
+    return len(paths)
+
+
+_REG_COLUMNS = [
+    "series_uid",
+    "tx",
+    "ty",
+    "tz",
+    "theta",
+    "s_xy",
+    "s_z",
+    "first_slice",
+    "last_slice",
+    "window_y0",
+    "window_x0",
+    "window_height",
+    "window_width",
+]
+
+
+def scores_from_predictions(
+    pred: pd.DataFrame, increment_mm: float, thickness_mm: float, conv: ScoringConventions
+) -> pd.DataFrame:
+    """Per-series Agatston scores from slice predictions.
+
+    ``pred``: PREDICTION_COLUMNS (``pseudo_agatston`` in mm^2 x weight). Per series and
+    artery, ``agatston`` = sum of the slice predictions x the increment factor of
+    ``conv.increment_factor`` (``increment/3``: increment_mm / 3; ``increment/thickness``:
+    increment_mm / thickness_mm) for the analysis geometry. Four rows per series (LAD, LCX,
+    RCA, total = their sum), sorted by series_uid; ``volume_mm3``, ``mass_mg`` and
+    ``n_lesions`` are NaN (the method predicts no lesions).
+    """
+    geom = Geometry(
+        (0.0, 0.0, 0.0), (1.0, 1.0, float(increment_mm)), slice_thickness_mm=thickness_mm
+    )
+    factor = increment_factor(geom, conv)
+    uids = sorted(pred["series_uid"].astype(str).unique())
+    sums = (
+        pred.assign(series_uid=pred["series_uid"].astype(str))
+        .groupby(["series_uid", "artery"])["pseudo_agatston"]
+        .sum()
+    )
+    idx = pd.MultiIndex.from_product([uids, list(ARTERIES)], names=["series_uid", "artery"])
+    per = sums.reindex(idx, fill_value=0.0).unstack("artery")[list(ARTERIES)] * factor
+    per[TOTAL] = per[list(ARTERIES)].sum(axis=1)
+    out = per.stack().rename("agatston").reset_index()
+    out["agatston"] = out["agatston"].astype(float)
+    for c in ("volume_mm3", "mass_mg", "n_lesions"):
+        out[c] = np.nan
+    return out[list(SCORE_COLUMNS)]

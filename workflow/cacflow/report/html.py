@@ -1,0 +1,744 @@
+"""One self-contained HTML report per dataset (CONTRACT §3 ``report.html``).
+
+The page holds everything inline: CSS in a ``<style>`` element, figures as base64 PNG, no
+scripts, no external fonts or links. It is written for a clinical reader: each section
+starts with one or two sentences saying what the numbers mean.
+
+Privacy: the report shows aggregates only: no patient IDs, no series UIDs, no free-text
+exclusion details (they may hold file paths), and never names or birth dates.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from cacflow.conventions import REFERENCE_METHOD, TOTAL, Reason, Status
+from cacflow.provenance import config_hash as _config_hash
+from cacflow.report import plots
+from cacflow.stats.agreement import (
+    ACCURACY_PREFIX,
+    BA_BIAS,
+    BA_LOA_HIGH,
+    BA_LOA_LOW,
+    ICC,
+    KAPPA_PREFIX,
+    LOG_SUFFIX,
+    PEARSON,
+    SPEARMAN,
+)
+from cacflow.stats.confusion import matrix_from_table
+from cacflow.stats.pairs import ARTERY_ORDER
+
+TEMPLATE = "template.html"
+DASH = "–"  # shown for a value that is not defined (NaN)
+
+REASON_TEXT: dict[str, str] = {
+    Reason.NOT_CT: "not a CT image series",
+    Reason.LOCALIZER: "localizer / scout image",
+    Reason.DERIVED: "derived or secondary image (e.g. reformat, MIP)",
+    Reason.TOO_FEW_SLICES: "too few slices to cover the heart",
+    Reason.GAP: "missing slices (gap in slice positions)",
+    Reason.INCONSISTENT_GEOMETRY: "slices with inconsistent orientation, size or spacing",
+    Reason.GANTRY_TILT: "gantry tilt",
+    Reason.MISSING_PIXELS: "slices without pixel data",
+    Reason.UNREADABLE: "files that could not be read",
+    Reason.DUPLICATE_POSITION: "several slices at the same position",
+    Reason.NOT_AXIAL: "not an axial acquisition",
+    Reason.UNSUPPORTED_SYNTAX: "compressed in a format that cannot be decoded",
+}
+"""Plain-language description of each exclusion reason code."""
+
+COUNT_LABELS: dict[str, str] = {
+    "files_found": "Files found in the DICOM folder",
+    "dicom_files": "DICOM files",
+    "non_dicom_files": "Files that are not DICOM (ignored)",
+    "unreadable_files": "Files that could not be read",
+    "series_found": "Image series found",
+}
+"""Labels of known keys of the ``counts`` mapping; other keys are shown as given."""
+
+ASIDE_TEXT = {"non_dicom_files": "not DICOM (ignored)", "unreadable_files": "unreadable"}
+"""Counts shown beside the DICOM-files step of the cohort flow (files that leave there)."""
+
+ARTERY_TEXT = {"LAD": "LAD (incl. LM)", "LCX": "LCX", "RCA": "RCA", TOTAL: "Total"}
+
+GLOSSARY: list[tuple[str, str]] = [
+    (
+        "Agatston score",
+        "Calcium score: per slice, the area of each calcified lesion (>= 130 HU) times a "
+        "weight of its densest voxel (1-4), summed over the heart.",
+    ),
+    (
+        "ICC",
+        "Intraclass correlation coefficient ICC(A,1) (two-way model, absolute agreement, single "
+        "measures). 1 means identical scores; above 0.90 is usually called excellent.",
+    ),
+    (
+        "Bland-Altman",
+        "Bias is the mean difference method - reference; 95 % of differences are expected "
+        "between the lower and upper limits of agreement (bias -/+ 1.96 SD).",
+    ),
+    (
+        "Weighted kappa",
+        "Cohen's kappa with linear weights on the risk categories: 1 is perfect agreement, "
+        "0 is chance; a scan two categories off counts twice as much as one off.",
+    ),
+    ("Accuracy", "Share of scans placed in the same risk category as by the reference."),
+    (
+        "95 % CI",
+        "95 % confidence interval (in brackets). Kappa, accuracy and detection intervals "
+        "come from bootstrap resamples of scans (percentile method; settings under "
+        "Conventions, statistics.bootstrap); ICC, correlation and Bland-Altman intervals "
+        "from their formulas.",
+    ),
+    (
+        "Rule-out",
+        "A scan is CAC-positive when its score is above 0. Sensitivity: positive scans the "
+        "method finds; NPV: share of scans the method calls negative that are negative.",
+    ),
+]
+
+
+@dataclass
+class Table:
+    """A table ready for the template; cells are display strings."""
+
+    columns: list[str]
+    rows: list[list[str]]
+    numeric_from: int = 1
+    note: str = ""
+    caption: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ formatting
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A number with ``digits`` decimals and thousands separators; a dash for NaN."""
+    if value is None or not np.isfinite(value):
+        return DASH
+    text = f"{value:,.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text[1:].replace(",", "")) == 0 else text
+
+
+def fmt_ci(value: float, low: float, high: float, digits: int = 3) -> str:
+    """``value [low, high]`` (the interval omitted when undefined)."""
+    if not np.isfinite(value):
+        return DASH
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return fmt(value, digits)
+    return f"{fmt(value, digits)} [{fmt(low, digits)}, {fmt(high, digits)}]"
+
+
+def fmt_pct_ci(value: float, low: float, high: float) -> str:
+    """A fraction as a percentage with its interval: ``93.0 % [90.9, 94.9]``."""
+    if not np.isfinite(value):
+        return DASH
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return f"{100 * value:.1f} %"
+    return f"{100 * value:.1f} % [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def fmt_value(value: Any) -> str:
+    """A configuration value: scalars as text, lists/mappings as compact JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping | list | tuple):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Nested mapping -> sorted ``(dotted.key, value text)`` pairs, leaves only."""
+    out: list[tuple[str, str]] = []
+    for key in sorted(mapping, key=str):
+        value = mapping[key]
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out += flatten(value, f"{name}.")
+        else:
+            out.append((name, fmt_value(value)))
+    return out
+
+
+# ---------------------------------------------------------------- statistics
+
+
+class StatLookup:
+    """Fast access to a long statistics table (``method, artery, statistic, ...``)."""
+
+    def __init__(self, table: pd.DataFrame | None, keys: Sequence[str] = ("method", "artery")):
+        self.keys = list(keys)
+        if table is None or table.empty:
+            self._t = pd.DataFrame(
+                columns=[*self.keys, "statistic", "value", "ci_low", "ci_high", "n"]
+            )
+        else:
+            self._t = table.set_index([*self.keys, "statistic"]).sort_index()
+
+    def get(self, *key: str) -> tuple[float, float, float, int]:
+        """(value, ci_low, ci_high, n) or NaNs with n 0."""
+        try:
+            row = self._t.loc[tuple(key)]
+        except KeyError:
+            return (np.nan, np.nan, np.nan, 0)
+        if isinstance(row, pd.DataFrame):
+            row = row.iloc[0]
+        return (float(row["value"]), float(row["ci_low"]), float(row["ci_high"]), int(row["n"]))
+
+    def ci(self, *key: str, digits: int = 3) -> str:
+        v, lo, hi, _ = self.get(*key)
+        return fmt_ci(v, lo, hi, digits)
+
+    def pct(self, *key: str) -> str:
+        v, lo, hi, _ = self.get(*key)
+        return fmt_pct_ci(v, lo, hi)
+
+    def n(self, *prefix: str) -> int:
+        """Largest n of any statistic under the key prefix."""
+        try:
+            sub = self._t.loc[tuple(prefix)]
+        except KeyError:
+            return 0
+        return int(sub["n"].max()) if len(sub) else 0
+
+
+def schemes_in(agreement: pd.DataFrame | None) -> list[str]:
+    """Scheme names in the order their kappa rows appear."""
+    if agreement is None or agreement.empty:
+        return []
+    stats = agreement["statistic"]
+    return [s[len(KAPPA_PREFIX) :] for s in pd.unique(stats[stats.str.startswith(KAPPA_PREFIX)])]
+
+
+def agreement_tables(agreement: pd.DataFrame, methods: list[str]) -> dict[str, Table]:
+    """The readable agreement tables: total, risk categories, per artery, log Bland-Altman."""
+    look = StatLookup(agreement)
+    out: dict[str, Table] = {}
+    rows = []
+    for m in methods:
+        if look.n(m, TOTAL) == 0:
+            continue
+        bias = look.get(m, TOTAL, BA_BIAS)
+        lo, hi = look.get(m, TOTAL, BA_LOA_LOW)[0], look.get(m, TOTAL, BA_LOA_HIGH)[0]
+        rows.append(
+            [
+                m,
+                str(look.n(m, TOTAL)),
+                look.ci(m, TOTAL, ICC),
+                look.ci(m, TOTAL, PEARSON),
+                look.ci(m, TOTAL, SPEARMAN),
+                fmt_ci(*bias[:3], digits=1),
+                f"{fmt(lo, 1)} to {fmt(hi, 1)}",
+            ]
+        )
+    if rows:
+        out["total"] = Table(
+            [
+                "Method",
+                "Scans",
+                "ICC [95 % CI]",
+                "Pearson r",
+                "Spearman ρ",
+                "Bias [95 % CI]",
+                "Limits of agreement",
+            ],
+            rows,
+        )
+    schemes = schemes_in(agreement)
+    rows = []
+    for m in methods:
+        for s in schemes:
+            v = look.get(m, TOTAL, KAPPA_PREFIX + s)
+            if v[3] == 0:
+                continue
+            rows.append(
+                [
+                    m,
+                    s,
+                    str(v[3]),
+                    look.ci(m, TOTAL, KAPPA_PREFIX + s),
+                    look.pct(m, TOTAL, ACCURACY_PREFIX + s),
+                ]
+            )
+    if rows:
+        out["categories"] = Table(
+            ["Method", "Scheme", "Scans", "Weighted κ [95 % CI]", "Accuracy [95 % CI]"], rows, 2
+        )
+    rows = []
+    for m in methods:
+        for a in ARTERY_ORDER:
+            if look.n(m, a) == 0:
+                continue
+            lo, hi = look.get(m, a, BA_LOA_LOW)[0], look.get(m, a, BA_LOA_HIGH)[0]
+            rows.append(
+                [
+                    m,
+                    ARTERY_TEXT.get(a, a),
+                    str(look.n(m, a)),
+                    look.ci(m, a, ICC),
+                    fmt_ci(*look.get(m, a, BA_BIAS)[:3], digits=1),
+                    f"{fmt(lo, 1)} to {fmt(hi, 1)}",
+                ]
+            )
+    if any(r[1] != ARTERY_TEXT[TOTAL] for r in rows):
+        out["arteries"] = Table(
+            ["Method", "Artery", "Scans", "ICC [95 % CI]", "Bias [95 % CI]", "Limits of agreement"],
+            rows,
+            2,
+        )
+    if agreement["statistic"].eq(BA_BIAS + LOG_SUFFIX).any():
+        rows = []
+        for m in methods:
+            v = look.get(m, TOTAL, BA_BIAS + LOG_SUFFIX)
+            if v[3] == 0:
+                continue
+            lo = look.get(m, TOTAL, BA_LOA_LOW + LOG_SUFFIX)[0]
+            hi = look.get(m, TOTAL, BA_LOA_HIGH + LOG_SUFFIX)[0]
+            rows.append([m, str(v[3]), fmt_ci(*v[:3], digits=3), f"{fmt(lo)} to {fmt(hi)}"])
+        if rows:
+            out["log"] = Table(
+                ["Method", "Scans", "Bias of ln(score+1) [95 % CI]", "Limits of agreement"], rows
+            )
+    return out
+
+
+# ----------------------------------------------------------------- the cohort
+
+
+def method_title(method: str, reference: str) -> str:
+    """Display name of a source of scores; the reference is called the reference standard."""
+    if method == reference:
+        return (
+            "Reference standard" if method == REFERENCE_METHOD else f"{method} (reference standard)"
+        )
+    return str(method)
+
+
+def cohort_flow(
+    scans: pd.DataFrame, scores: pd.DataFrame, counts: Mapping[str, Any] | None, reference: str
+) -> dict[str, Any]:
+    """Boxes of the cohort flow (value, label, aside), the exclusion table, scored counts.
+
+    Main line: files found -> DICOM files -> series found -> usable series -> scored;
+    files that are not DICOM and excluded series are shown beside the step they leave.
+    """
+    counts = dict(counts or {})
+    steps: list[tuple[str, str, str]] = []
+    aside_dicom = [
+        f"{fmt_count(counts.pop(key))} {text}" for key, text in ASIDE_TEXT.items() if key in counts
+    ]
+    if "files_found" in counts:
+        steps.append((fmt_count(counts.pop("files_found")), COUNT_LABELS["files_found"], ""))
+    if "dicom_files" in counts:
+        steps.append(
+            (
+                fmt_count(counts.pop("dicom_files")),
+                COUNT_LABELS["dicom_files"],
+                "; ".join(aside_dicom),
+            )
+        )
+    n_found = counts.pop("series_found", None)
+    for key, value in counts.items():
+        steps.append((fmt_count(value), COUNT_LABELS.get(key, key.replace("_", " ")), ""))
+    excluded = None
+    if not scans.empty:
+        status = scans["status"] if "status" in scans else pd.Series(Status.OK, index=scans.index)
+        is_ok = status == Status.OK
+        steps.append(
+            (
+                fmt_count(n_found if n_found is not None else len(scans)),
+                COUNT_LABELS["series_found"],
+                "",
+            )
+        )
+        n_excl = int((~is_ok).sum())
+        steps.append(
+            (
+                fmt_count(int(is_ok.sum())),
+                "Series usable for scoring",
+                f"{n_excl:,} excluded (table below)" if n_excl else "none excluded",
+            )
+        )
+        if n_excl:
+            reasons = (
+                scans.loc[~is_ok, "reason"]
+                if "reason" in scans
+                else pd.Series("unknown", index=scans.index[~is_ok])
+            )
+            tally = reasons.fillna("unknown").astype(str).value_counts().sort_index()
+            excluded = Table(
+                ["Reason", "Meaning", "Series"],
+                [[r, REASON_TEXT.get(r, ""), f"{int(c):,}"] for r, c in tally.items()],
+                2,
+            )
+    scored = []
+    total = scores[scores["artery"] == TOTAL] if not scores.empty else scores
+    for method in pd.unique(total["method"]) if not total.empty else []:
+        sub = total[total["method"] == method]
+        scored.append([method_title(method, reference), f"{int(sub['agatston'].notna().sum()):,}"])
+    if scored:
+        n_ref = total.loc[total["method"] == reference, "agatston"].notna().sum()
+        steps.append((fmt_count(int(n_ref)), "Series with a reference score", ""))
+    return {
+        "steps": steps,
+        "excluded": excluded,
+        "scored": Table(["Scores from", "Series scored"], scored) if scored else None,
+        "statistics_only": scans.empty,
+    }
+
+
+def fmt_count(value: Any) -> str:
+    """An integer count with thousands separators (other values as given)."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return fmt_value(value)
+
+
+def score_summary(scores: pd.DataFrame, reference: str) -> Table | None:
+    """Per method: scans, scans with calcium, median and maximum total Agatston score."""
+    if scores.empty:
+        return None
+    total = scores[(scores["artery"] == TOTAL) & scores["agatston"].notna()]
+    rows = []
+    for method in pd.unique(total["method"]):
+        a = total.loc[total["method"] == method, "agatston"].to_numpy(dtype=float)
+        name = method_title(method, reference)
+        rows.append(
+            [
+                name,
+                f"{a.size:,}",
+                f"{int((a > 0).sum()):,} ({100 * np.mean(a > 0):.0f} %)",
+                fmt(float(np.median(a)), 1),
+                fmt(float(np.percentile(a, 75)), 1),
+                fmt(float(a.max()), 1),
+            ]
+        )
+    return Table(
+        [
+            "Scores from",
+            "Scans",
+            "Scans with calcium (> 0)",
+            "Median",
+            "75th percentile",
+            "Maximum",
+        ],
+        rows,
+    )
+
+
+# ------------------------------------------------------------------ figures
+
+
+def method_figures(
+    scores: pd.DataFrame,
+    agreement: pd.DataFrame,
+    confusion: pd.DataFrame,
+    methods: list[str],
+    reference: str,
+) -> list[dict[str, Any]]:
+    """Per method: the scatter/Bland-Altman figure and the confusion heatmaps (data URIs)."""
+    look = StatLookup(agreement)
+    out = []
+    total = scores[scores["artery"] == TOTAL] if not scores.empty else scores
+    wide = (
+        total.pivot(index="series_uid", columns="method", values="agatston")
+        if not total.empty
+        else pd.DataFrame()
+    )
+    for m in methods:
+        item: dict[str, Any] = {"method": m, "agreement": None, "confusion": None}
+        if reference in wide.columns and m in wide.columns:
+            pair = wide[[reference, m]].dropna()
+            if len(pair):
+                ba = {
+                    "bias": look.get(m, TOTAL, BA_BIAS)[0],
+                    "low": look.get(m, TOTAL, BA_LOA_LOW)[0],
+                    "high": look.get(m, TOTAL, BA_LOA_HIGH)[0],
+                }
+                ba_log = None
+                if np.isfinite(look.get(m, TOTAL, BA_BIAS + LOG_SUFFIX)[0]):
+                    ba_log = {
+                        "bias": look.get(m, TOTAL, BA_BIAS + LOG_SUFFIX)[0],
+                        "low": look.get(m, TOTAL, BA_LOA_LOW + LOG_SUFFIX)[0],
+                        "high": look.get(m, TOTAL, BA_LOA_HIGH + LOG_SUFFIX)[0],
+                    }
+                item["agreement"] = plots.agreement_figure(
+                    pair[reference].to_numpy(float), pair[m].to_numpy(float), m, ba, ba_log
+                )
+        sub = confusion[confusion["method"] == m] if not confusion.empty else confusion
+        if not sub.empty:
+            item["confusion"] = [
+                confusion_heatmap(confusion, look, m, str(scheme))
+                for scheme in pd.unique(sub["scheme"])
+            ]
+        if item["agreement"] or item["confusion"]:
+            out.append(item)
+    return out
+
+
+def confusion_heatmap(
+    confusion: pd.DataFrame, look: StatLookup, method: str, scheme: str
+) -> dict[str, Any]:
+    """One confusion matrix as an HTML heatmap: labels, and per cell count and colours.
+
+    Colour is the share of the reference row (row = reference category), so a dark
+    diagonal means agreement whatever the category sizes.
+    """
+    mat = matrix_from_table(confusion, method, scheme)
+    counts = mat.to_numpy()
+    rows = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
+    background, text = plots.heatmap_colors(share)
+    k = counts.shape[0]
+    cells = [
+        [
+            {
+                "count": f"{int(counts[i, j]):,}",
+                "bg": background[i, j],
+                "fg": text[i, j],
+                "diag": i == j,
+            }
+            for j in range(k)
+        ]
+        for i in range(k)
+    ]
+    kappa = look.get(method, TOTAL, KAPPA_PREFIX + scheme)[0]
+    acc = look.get(method, TOTAL, ACCURACY_PREFIX + scheme)[0]
+    return {
+        "scheme": scheme,
+        "labels": [str(c) for c in mat.index],
+        "cells": cells,
+        "row_totals": [f"{int(r):,}" for r in rows[:, 0]],
+        "subtitle": f"κ {fmt(kappa)} · accuracy {fmt(100 * acc, 1)} %",
+    }
+
+
+# --------------------------------------------------------- other sections
+
+
+def subgroup_tables(subgroups: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """One table per grouping column: group x method with ICC, bias, kappa and accuracy."""
+    if subgroups is None or subgroups.empty:
+        return []
+    look = StatLookup(subgroups, keys=("group_by", "group", "method", "artery"))
+    schemes = schemes_in(subgroups)
+    out = []
+    for by in pd.unique(subgroups["group_by"]):
+        sub = subgroups[subgroups["group_by"] == by]
+        rows = []
+        for (group, method, artery), _ in sub.groupby(["group", "method", "artery"], sort=False):
+            key = (by, group, method, artery)
+            row = [str(group), str(method)]
+            if artery != TOTAL:
+                row[1] += f" ({artery})"
+            row += [str(look.n(*key)), look.ci(*key, ICC), fmt_ci(*look.get(*key, BA_BIAS)[:3], 1)]
+            for s in schemes:
+                k = look.get(*key, KAPPA_PREFIX + s)[0]
+                a = look.get(*key, ACCURACY_PREFIX + s)[0]
+                row.append(f"{fmt(k, 2)} / {fmt(100 * a, 0)} %" if np.isfinite(a) else DASH)
+            rows.append(row)
+        columns = ["Group", "Method", "Scans", "ICC [95 % CI]", "Bias [95 % CI]"]
+        columns += [f"{s}: κ / acc." for s in schemes]
+        out.append({"by": column_title(str(by)), "table": Table(columns, rows, 2)})
+    return out
+
+
+UNIT_SUFFIXES = {"_mm": "mm", "_mm2": "mm²", "_mm3": "mm³", "_hu": "HU"}
+
+
+def column_title(column: str) -> str:
+    """``slice_thickness_mm`` -> ``slice thickness (mm)``."""
+    for suffix, unit in UNIT_SUFFIXES.items():
+        if column.endswith(suffix):
+            return f"{column[: -len(suffix)].replace('_', ' ')} ({unit})"
+    return column.replace("_", " ")
+
+
+LESION_COLUMNS = [
+    ("lesion_sensitivity", "Sensitivity (lesions)", "pct"),
+    ("lesion_ppv", "Positive predictive value", "pct"),
+    ("lesion_f1", "F1", "num"),
+    ("fp_lesions_per_scan", "False-positive lesions / scan", "num2"),
+    ("fp_volume_per_scan_mm3", "False-positive volume / scan (mm³)", "num1"),
+    ("volume_sensitivity", "Calcium volume found", "pct"),
+]
+RULEOUT_COLUMNS = [
+    ("ruleout_sensitivity", "Sensitivity", "pct"),
+    ("ruleout_specificity", "Specificity", "pct"),
+    ("ruleout_npv", "NPV", "pct"),
+    ("ruleout_ppv", "PPV", "pct"),
+    ("ruleout_false_negatives", "False negatives", "int"),
+    ("ruleout_negative_fraction", "Called CAC-negative", "pct"),
+]
+
+
+def _cell(look: StatLookup, key: tuple[str, ...], kind: str) -> str:
+    v, lo, hi, _ = look.get(*key)
+    if kind == "pct":
+        return fmt_pct_ci(v, lo, hi)
+    if kind == "int":
+        return fmt(v, 0)
+    digits = {"num": 3, "num2": 2, "num1": 1}[kind]
+    return fmt_ci(v, lo, hi, digits)
+
+
+def detection_tables(detection: pd.DataFrame | None) -> dict[str, Table]:
+    """Lesion detection and rule-out tables (method x artery)."""
+    if detection is None or detection.empty:
+        return {}
+    look = StatLookup(detection)
+    out: dict[str, Table] = {}
+    for name, spec, title in (
+        ("lesion", LESION_COLUMNS, "Scans"),
+        ("ruleout", RULEOUT_COLUMNS, "Scans"),
+    ):
+        first = spec[0][0]
+        present = detection[detection["statistic"] == first]
+        rows = []
+        for _, r in present.iterrows():
+            key = (r["method"], r["artery"])
+            row = [str(r["method"]), ARTERY_TEXT.get(r["artery"], r["artery"]), f"{int(r['n']):,}"]
+            row += [_cell(look, (*key, stat), kind) for stat, _, kind in spec]
+            rows.append(row)
+        if rows:
+            out[name] = Table(["Method", "Artery", title, *[c[1] for c in spec]], rows, 2)
+    return out
+
+
+def lesion_summary(lesions: pd.DataFrame | None) -> Table | None:
+    """Lesions per method x artery: count, scans with lesions, median volume."""
+    if lesions is None or lesions.empty:
+        return None
+    rows = []
+    for (method, artery), grp in lesions.groupby(["method", "artery"], sort=True):
+        vol = grp["volume_mm3"].to_numpy(dtype=float) if "volume_mm3" in grp else np.array([])
+        rows.append(
+            [
+                str(method),
+                str(artery),
+                f"{len(grp):,}",
+                f"{grp['series_uid'].nunique():,}",
+                fmt(float(np.median(vol)), 1) if vol.size else DASH,
+            ]
+        )
+    return Table(
+        ["Method", "Artery / label", "Lesions", "Scans with lesions", "Median volume (mm³)"],
+        rows,
+        2,
+    )
+
+
+def reference_point_summary(points: pd.DataFrame | None) -> Table | None:
+    """Annotation points that hit no calcium, counted by label.
+
+    ``points``: one row per point, with ``label`` and ``series_uid``; if it has a boolean
+    ``matched`` column only rows with ``matched == False`` are unmatched, otherwise every
+    row is an unmatched point.
+    """
+    if points is None:
+        return None
+    unmatched = points[~points["matched"].astype(bool)] if "matched" in points else points
+    label = unmatched["label"] if "label" in unmatched else pd.Series("all", index=unmatched.index)
+    rows = []
+    for name, grp in unmatched.groupby(label.fillna("unlabelled"), sort=True):
+        scans = grp["series_uid"].nunique() if "series_uid" in grp else DASH
+        rows.append([str(name), f"{len(grp):,}", f"{scans:,}" if scans != DASH else DASH])
+    rows.append(
+        [
+            "All",
+            f"{len(unmatched):,}",
+            f"{unmatched['series_uid'].nunique():,}" if "series_uid" in unmatched else DASH,
+        ]
+    )
+    return Table(["Label", "Unmatched points", "Scans"], rows)
+
+
+# ----------------------------------------------------------------- the page
+
+
+def _template() -> jinja2.Template:
+    """The page template (package data), HTML-escaping every value."""
+    text = resources.files("cacflow.report").joinpath(TEMPLATE).read_text(encoding="utf-8")
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(text)
+
+
+def render_report(
+    *,
+    dataset: str,
+    scans: pd.DataFrame,
+    scores: pd.DataFrame,
+    agreement: pd.DataFrame,
+    confusion: pd.DataFrame,
+    conventions: Mapping[str, Any],
+    counts: Mapping[str, Any] | None = None,
+    lesions: pd.DataFrame | None = None,
+    detection: pd.DataFrame | None = None,
+    subgroups: pd.DataFrame | None = None,
+    reference_points: pd.DataFrame | None = None,
+    reference: str = REFERENCE_METHOD,
+    config_hash: str | None = None,
+    date: str | None = None,
+) -> str:
+    """The report of one dataset as one self-contained HTML page (returned as text).
+
+    ``conventions``: every convention used (nested mapping; each leaf is printed).
+    ``counts``: cohort-flow counts before series were formed, e.g. ``files_found``,
+    ``dicom_files``, ``non_dicom_files`` (labels in :data:`COUNT_LABELS`; other keys are
+    shown as given). ``config_hash`` defaults to the hash of ``conventions``; ``date``
+    (ISO, header only) to today. ``scans`` may be empty (statistics-only dataset).
+    """
+    from cacflow import __version__
+
+    methods = [m for m in pd.unique(scores["method"]) if m != reference] if not scores.empty else []
+    sections = {
+        "cohort": cohort_flow(scans, scores, counts, reference),
+        "score_summary": score_summary(scores, reference),
+        "conventions": Table(
+            ["Setting", "Value"],
+            [list(kv) for kv in flatten(conventions)]
+            + [[f"statistics.{k}", str(v)] for k, v in sorted(agreement.attrs.items())],
+            2,
+        ),
+        "agreement": agreement_tables(agreement, methods) if not agreement.empty else {},
+        "figures": method_figures(scores, agreement, confusion, methods, reference),
+        "subgroups": subgroup_tables(subgroups),
+        "detection": detection_tables(detection),
+        "lesions": lesion_summary(lesions),
+        "reference_points": reference_point_summary(reference_points),
+    }
+    detection_meta = detection.attrs if detection is not None else {}
+    toc = [("cohort", "Cohort"), ("scores", "Scores"), ("agreement", "Agreement")]
+    if sections["figures"]:
+        toc.append(("figures", "Plots per method"))
+    if sections["subgroups"]:
+        toc.append(("subgroups", "Subgroups"))
+    if sections["detection"] or sections["lesions"]:
+        toc.append(("detection", "Detection"))
+    if sections["reference_points"] is not None:
+        toc.append(("points", "Annotation points"))
+    toc += [("conventions", "Conventions"), ("glossary", "Glossary")]
+    return _template().render(
+        dataset=dataset,
+        version=__version__,
+        config_hash=config_hash if config_hash is not None else _config_hash(dict(conventions)),
+        date=date or _dt.date.today().isoformat(),
+        reference=reference,
+        methods=methods,
+        toc=toc,
+        glossary=GLOSSARY,
+        match_radius_mm=detection_meta.get("match_radius_mm"),
+        **sections,
+    )
