@@ -77,12 +77,23 @@ def _independent_agatston(vol, points: pd.DataFrame, threshold: float = 130.0) -
     return {a: v * factor for a, v in per_artery.items()}
 
 
+TINY_GEOMETRY = {"thickness_mm": 3.0, "increment_mm": 3.0}
+TABLES = ("scans", "scores", "lesions", "reference_points", "agreement", "confusion", "detection")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One CPU end-to-end run of a 6-scan cohort (3 mm and 1 mm series, two batches)."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    cfg = _tiny_config(workdir, thicknesses=[3.0, 1.0], resample=TINY_GEOMETRY)
+    run_snakemake(workdir, "--cores", "2", "--configfile", str(cfg))
+    return workdir
+
+
 @pytest.mark.slow
-def test_end_to_end_reference_equals_truth(tmp_path: Path) -> None:
-    cfg = _tiny_config(
-        tmp_path, thicknesses=[3.0, 1.0], resample={"thickness_mm": 3.0, "increment_mm": 3.0}
-    )
-    run_snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg))
+def test_end_to_end_reference_equals_truth(tiny_run: Path) -> None:
+    tmp_path = tiny_run
+    cfg = tmp_path / "tiny.yaml"
     res = tmp_path / "results" / "tiny"
     for name in ("scans", "scores", "lesions", "agreement", "confusion"):
         assert (res / f"{name}.parquet").exists(), name
@@ -154,3 +165,46 @@ def test_report_settings_are_json(tmp_path: Path) -> None:
 
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     assert json.loads(json.dumps(dataset_settings(cfg, "demo")))["dataset"] == "demo"
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_identical_tables(tiny_run: Path, tmp_path: Path) -> None:
+    """SIGKILL mid-run, resume with --rerun-incomplete: the same table contents."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from wf import BIN
+
+    cfg = _tiny_config(tmp_path, thicknesses=[3.0, 1.0], resample=TINY_GEOMETRY)
+    cmd = [
+        str(BIN / "snakemake"),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--cores",
+        "2",
+        "--configfile",
+        str(cfg),
+    ]
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "results" / "tiny" / "work").glob("resampled/*")):
+        assert proc.poll() is None and time.monotonic() < deadline, "run ended too early"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "results" / "tiny" / "report.html").exists()
+    run_snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg), "--rerun-incomplete")
+    for name in TABLES:
+        a = pd.read_parquet(tiny_run / "results" / "tiny" / f"{name}.parquet")
+        b = pd.read_parquet(tmp_path / "results" / "tiny" / f"{name}.parquet")
+        pd.testing.assert_frame_equal(a, b, check_exact=True, obj=name)

@@ -85,3 +85,20 @@ def test_assign_batches_sorted_and_chunked() -> None:
 def test_assign_batches_widens_ids_past_9999() -> None:
     manifest = pd.DataFrame({"series_uid": [f"{i:06d}" for i in range(10001)]})
     assert assign_batches(manifest, 1)["batch"].iloc[-1] == "b10000"
+
+
+def test_non_utf8_file_names_round_trip_through_parquet(write_series, dicom_dir, tmp_path) -> None:
+    from cacflow.dicom.convert import QcConfig, convert_batch
+    from cacflow.dicom.discover import decode_path, encode_path
+    from cacflow.provenance import write_table
+    from cacflow.tables import read_table
+
+    hu, spec, paths = write_series(n=10)
+    raw = os.fsdecode(b"latin1_\xe9\xff.dcm")  # not UTF-8: held with surrogate escapes
+    paths[0].rename(paths[0].with_name(raw))
+    assert decode_path(encode_path(str(dicom_dir / "s" / raw))) == str(dicom_dir / "s" / raw)
+    assert encode_path("/data/Müller/1.dcm") == "/data/Müller/1.dcm"
+    manifest, _ = discover(dicom_dir)
+    write_table(manifest, tmp_path / "manifest.parquet")
+    scans = convert_batch(read_table(tmp_path / "manifest.parquet"), tmp_path / "out", QcConfig())
+    assert scans.loc[0, "status"] == "ok"

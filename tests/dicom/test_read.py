@@ -90,6 +90,10 @@ def test_stored_to_hu_hand_computed() -> None:
     np.testing.assert_array_equal(hu, [[0, 4]])  # 0.5 rounds to even (0), 4.0 stays
     hu = stored_to_hu(np.array([[65535]], dtype=np.uint16), 1.0, 0.0, None)
     assert hu[0, 0] == 32767  # clipped to int16
+    hu = stored_to_hu(np.array([[32000, -32000]], dtype=np.int16), 1.0, 1000.0, None)
+    np.testing.assert_array_equal(hu, [[32767, -31000]])  # no int16 wrap-around
+    hu = stored_to_hu(np.array([[5, 9]], dtype=np.uint16), 1.0, -1024.0, (0, 6))
+    np.testing.assert_array_equal(hu, [[PADDING_HU, -1015]])  # a padding range
 
 
 def test_padding_value_written_unsigned_is_read_signed(write_series) -> None:
@@ -126,11 +130,10 @@ def test_stale_offset_is_detected(write_series) -> None:
         read_stored_native(str(paths[0]), h.pixel_offset - 2, 32, 32, h.pixel_format)
 
 
-@pytest.mark.parametrize("bits_stored, signed, raw, expected", [(12, False, 0xF123, 0x123)])
-def test_bits_stored_mask(tmp_path: Path, bits_stored, signed, raw, expected) -> None:
+def test_bits_stored_mask() -> None:
     from cacflow.dicom.read import _mask_bits
 
-    out = _mask_bits(np.array([raw], dtype=np.uint16), bits_stored, signed)
-    assert int(out[0]) == expected
-    signed_out = _mask_bits(np.array([0x0FFF], dtype=np.int16), 12, True)
-    assert int(signed_out[0]) == -1  # 12-bit two's complement 0xFFF
+    # 12 of 16 bits used: unsigned values drop the high nibble, signed ones sign-extend
+    assert int(_mask_bits(np.array([0xF123], dtype=np.uint16), 12, False)[0]) == 0x123
+    assert int(_mask_bits(np.array([0x0FFF], dtype=np.int16), 12, True)[0]) == -1
+    assert int(_mask_bits(np.array([0x07FF], dtype=np.int16), 12, True)[0]) == 2047

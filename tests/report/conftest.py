@@ -150,7 +150,15 @@ def sample_report_inputs(n_boot: int = 100) -> dict[str, Any]:
             },
             "resample": {"thickness_mm": 3.0, "increment_mm": 1.5},
         },
-        "counts": {"files_found": 7712, "dicom_files": 7700, "non_dicom_files": 12},
+        "counts": {  # as cacflow convert writes them
+            "n_files": 7712,
+            "n_dicom": 7700,
+            "n_not_dicom": 12,
+            "n_unreadable": 0,
+            "n_non_image": 1,
+            "n_duplicates": 3,
+            "n_series": 64,
+        },
         "lesions": lesions,
         "detection": detection_table(lesions, scores=scores, n_boot=n_boot),
         "subgroups": subgroup_table(
@@ -158,11 +166,13 @@ def sample_report_inputs(n_boot: int = 100) -> dict[str, Any]:
         ),
         "reference_points": pd.DataFrame(
             {
-                "series_uid": ["a", "a", "b"],
-                "label": ["LAD", "RCA", "LAD"],
+                "series_uid": ["a", "a", "b", "b", "c"],
+                "label": ["LAD", "RCA", "LAD", "LM", "LAD"],
                 "x": 0.0,
                 "y": 0.0,
                 "z": 0.0,
+                "matched": [False, False, False, True, True],
+                "conflict": [False, False, False, True, True],
             }
         ),
         "date": "2026-01-01",

@@ -77,7 +77,7 @@ def test_sections_and_headings(html: str) -> None:
         "Subgroups",
         "Lesion detection",
         "Ruling out calcium (score 0)",
-        "Annotation points without calcium",
+        "Annotation points",
         "Conventions used",
         "Glossary",
     ):
@@ -95,11 +95,24 @@ def test_cohort_flow_counts(html: str) -> None:
     text = [t.strip() for t in parse(html).text if t.strip()]
     # 64 series found, 4 excluded: gap 2, localizer 1, too_few_slices 1; 12 non-DICOM files
     assert "7,712" in text and "64" in text
-    assert "12 not DICOM (ignored)" in text
+    assert "12 not DICOM" in text
+    assert "1 non-image DICOM (e.g. DICOMDIR); 3 duplicate copies" in text
+    assert not any("unreadable" in t for t in text)  # zero counts are not shown
     i = text.index("gap")
     assert text[i + 2] == "2"  # reason, meaning, count
     assert text[text.index("localizer") + 2] == "1"
     assert "4 excluded (table below)" in text
+
+
+def test_annotation_point_summary(html: str) -> None:
+    text = [t.strip() for t in parse(html).text if t.strip()]
+    i = text.index("Scans with such points")
+    rows = text[i + 2 :]  # after the last header cell "On a lesion with conflicting labels"
+    # label, points, without calcium, scans with such points, conflicting
+    assert rows[:5] == ["LAD", "3", "2", "2", "1"]
+    assert rows[5:10] == ["LM", "1", "0", "0", "1"]
+    assert rows[10:15] == ["RCA", "1", "1", "1", "0"]
+    assert rows[15:20] == ["All", "5", "3", "2", "2"]
 
 
 def test_agreement_numbers_match_the_table(html: str, report_inputs: dict[str, Any]) -> None:
@@ -207,3 +220,30 @@ def test_number_formatting() -> None:
     assert fmt(-1234.56, 1) == "-1,234.6"
     assert fmt_ci(0.5, 0.4, 0.6) == "0.500 [0.400, 0.600]"
     assert fmt_ci(0.5, np.nan, np.nan) == "0.500"
+
+
+def test_tables_read_back_from_parquet(tmp_path, report_inputs: dict[str, Any]) -> None:
+    """As the workflow calls it: tables from Parquet (no attrs), empty tables allowed."""
+    from cacflow.provenance import write_table
+    from cacflow.stats import empty_agreement, empty_confusion
+
+    back = {}
+    for name in ("scans", "scores", "agreement", "confusion", "lesions", "detection"):
+        write_table(report_inputs[name], tmp_path / f"{name}.parquet")
+        back[name] = pd.read_parquet(tmp_path / f"{name}.parquet")
+    page = render_report(
+        dataset="demo", conventions={}, subgroups=pd.DataFrame({"group_by": []}), **back
+    )
+    text = " ".join(parse(page).text)
+    assert "statistics.icc_form" in text and "Subgroups" not in text
+    assert "Lesion detection" in text
+    empty = render_report(
+        dataset="none",
+        scans=back["scans"],
+        scores=back["scores"][back["scores"]["method"] == "reference"],
+        agreement=empty_agreement(),
+        confusion=empty_confusion(),
+        conventions={},
+        detection=empty_agreement(),
+    )
+    assert "No method could be compared" in empty

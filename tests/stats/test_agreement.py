@@ -100,6 +100,26 @@ def test_icc_and_ci_round_to_pingouin() -> None:
         assert round(got.ci_high, 2) == pytest.approx(hi, abs=1e-12)
 
 
+def test_icc_ci_equals_the_rater_f_ratio_form() -> None:
+    """Full precision: the same McGraw & Wong interval written with F_j = MSC / MSE."""
+    x = np.column_stack([REF, MET])
+    n, k = x.shape
+    grand = x.mean()
+    msr = k * ((x.mean(axis=1) - grand) ** 2).sum() / (n - 1)
+    msc = n * ((x.mean(axis=0) - grand) ** 2).sum() / (k - 1)
+    mse = (((x - grand) ** 2).sum() - msr * (n - 1) - msc * (k - 1)) / ((n - 1) * (k - 1))
+    rho = (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
+    fj = msc / mse
+    c = n * (1 + (k - 1) * rho) - k * rho
+    v = (n - 1) * (k - 1) * (k * rho * fj + c) ** 2 / ((n - 1) * (k * rho * fj) ** 2 + c**2)
+    f_up, f_dn = sps.f.ppf(0.975, n - 1, v), sps.f.ppf(0.975, v, n - 1)
+    low = n * (msr - f_up * mse) / (f_up * (k * msc + (k * n - k - n) * mse) + n * msr)
+    high = n * (f_dn * msr - mse) / (k * msc + (k * n - k - n) * mse + n * f_dn * msr)
+    got = icc_a1(x)
+    assert got.ci_low == pytest.approx(low, abs=1e-12)
+    assert got.ci_high == pytest.approx(high, abs=1e-12)
+
+
 def test_icc_undefined_for_constant_data() -> None:
     got = icc_a1(np.zeros((5, 2)))
     assert np.isnan(got.value)

@@ -83,7 +83,9 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _convert(a: argparse.Namespace) -> None:
-    from cacflow.dicom.convert import QcConfig, convert_batch, convert_dir
+    from dataclasses import asdict
+
+    from cacflow.dicom.convert import SCANS_FILE, SCANS_SCHEMA, QcConfig, convert_batch, convert_dir
     from cacflow.dicom.discover import assign_batches
     from cacflow.provenance import provenance, write_table
     from cacflow.tables import read_table
@@ -103,7 +105,8 @@ def _convert(a: argparse.Namespace) -> None:
         out = a.paths[0]
         out.mkdir(parents=True, exist_ok=True)
         scans = convert_batch(rows, out, qc, workers=a.workers)
-        write_table(scans, out / "scans.parquet", provenance(conventions={"qc": a.qc}))
+        meta = provenance(conventions={"qc": asdict(qc)})
+        write_table(scans, out / SCANS_FILE, meta, schema=SCANS_SCHEMA)
     n_ok = int((scans["status"] == "ok").sum())
     print(f"convert: {n_ok} of {len(scans)} series converted", flush=True)
 

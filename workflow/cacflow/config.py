@@ -9,6 +9,8 @@ resolves what one dataset's jobs need into a single mapping (written by the work
 from __future__ import annotations
 
 import copy
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +121,10 @@ def dataset_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     )
     settings["config_hash"] = config_hash(settings)
     return settings
+
+
+def put_scripts_on_path() -> None:
+    """Let rules find ``cacflow`` beside the Python running Snakemake (the venv), even when
+    that venv is not activated. A conda env activated by ``--sdm conda`` still comes first."""
+    scripts = os.path.dirname(sys.executable)
+    os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])

@@ -228,23 +228,25 @@ def run_stats(data_dir: Path, settings: dict[str, Any]) -> None:
     scans = read_table(data_dir / "scans.parquet")
     lesions = read_table(data_dir / "lesions.parquet")
     has_ref = reference in set(scores["method"])
+    boot = {"n_boot": st.get("n_boot", 1000), "seed": st.get("seed", 0)}
     kw: dict[str, Any] = {"reference": reference}
     if has_ref:
         agreement = stats.agreement_table(
-            scores,
-            schemes,
-            n_boot=st.get("n_boot", 1000),
-            seed=st.get("seed", 0),
-            ba_log=st.get("ba_log", False),
-            **kw,
+            scores, schemes, ba_log=st.get("ba_log", False), **boot, **kw
         )
         confusion = stats.confusion_table(scores, schemes, **kw)
-        detection = stats.detection_table(lesions, scores=scores, **kw)
+        detection = stats.detection_table(
+            lesions,
+            scores=scores,
+            match_radius_mm=st.get("match_radius_mm", stats.MATCH_RADIUS_MM),
+            **boot,
+            **kw,
+        )
         by = [c for c in st.get("subgroups", []) if c in scans.columns and len(scans)]
-        subgroups = stats.subgroup_table(scores, scans, by, schemes, **kw) if by else None
+        subgroups = stats.subgroup_table(scores, scans, by, schemes, **boot, **kw) if by else None
     else:
         agreement = confusion = detection = subgroups = None
-    meta = table_meta(settings)
+    meta = table_meta(settings) | stats.agreement_metadata(**boot)
     tables = {
         "agreement": agreement if agreement is not None else stats.empty_agreement(),
         "confusion": confusion if confusion is not None else stats.empty_confusion(),
@@ -266,7 +268,9 @@ def write_report(data_dir: Path, settings: dict[str, Any], out: Path) -> None:
     from cacflow.report import render_report
 
     def table(name: str) -> pd.DataFrame:
-        return read_table(data_dir / f"{name}.parquet")
+        df = read_table(data_dir / f"{name}.parquet")
+        df.attrs.update(read_meta(data_dir / f"{name}.parquet"))  # Parquet drops attrs
+        return df
 
     counts = {
         k.removeprefix("count."): int(v)
@@ -279,6 +283,7 @@ def write_report(data_dir: Path, settings: dict[str, Any], out: Path) -> None:
     conventions["config_hash"] = settings.get("config_hash")
     html = render_report(
         dataset=settings["dataset"],
+        reference=(settings.get("stats") or {}).get("reference", REFERENCE_METHOD),
         scans=table("scans"),
         scores=table("scores"),
         agreement=table("agreement"),

@@ -1,11 +1,10 @@
 # Configuration checks and the few input functions the rules share.
 import json
-import os
 import sys
 
 from snakemake.utils import validate
 
-from cacflow.config import ConfigError, dataset_settings
+from cacflow.config import ConfigError, dataset_settings, put_scripts_on_path
 from cacflow.config import validate as check_config
 from cacflow.tables import read_table
 
@@ -15,9 +14,7 @@ except ConfigError as err:
     sys.exit(f"cacflow: {err}")
 validate(config, "../schemas/config.schema.yaml")
 
-# Rules call `cacflow <step>`: find it beside the Python running Snakemake (the venv), even
-# when that venv is not activated. A conda env activated by --sdm conda comes first anyway.
-os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])
+put_scripts_on_path()
 
 SETTINGS = {ds: dataset_settings(config, ds) for ds in config["datasets"]}
 DATASETS = "|".join(SETTINGS) or "__none__"

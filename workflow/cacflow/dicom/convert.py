@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cacflow.conventions import Reason, Status
-from cacflow.dicom.discover import discover
+from cacflow.dicom.discover import decode_path, discover
 from cacflow.dicom.parallel import parallel_map
 from cacflow.dicom.qc import QcConfig, QcFailure, check_present, order_stack
 from cacflow.dicom.read import (
@@ -105,15 +105,18 @@ def _exclude(out: dict[str, Any], reason: Reason, detail: str) -> dict[str, Any]
     return out
 
 
-def _decode_reason(transfer_syntax: str) -> Reason:
-    """``unsupported_syntax`` when no installed decoder handles the syntax, else ``unreadable``."""
+def _decode_reason(syntaxes: str) -> Reason:
+    """``unsupported_syntax`` when a transfer syntax of the series (``/``-joined) has no
+    installed pydicom decoder, else ``unreadable`` (the data themselves are broken)."""
     from pydicom.pixels import get_decoder
 
-    try:
-        available = get_decoder(transfer_syntax).is_available
-    except (NotImplementedError, ValueError):
-        available = False
-    return Reason.UNREADABLE if available else Reason.UNSUPPORTED_SYNTAX
+    for ts in syntaxes.split("/"):
+        try:
+            if not get_decoder(ts).is_available:
+                return Reason.UNSUPPORTED_SYNTAX
+        except (NotImplementedError, ValueError):
+            return Reason.UNSUPPORTED_SYNTAX
+    return Reason.UNREADABLE
 
 
 def _pixel_format(row: Mapping[str, Any]) -> PixelFormat | None:
@@ -127,7 +130,7 @@ def _pixel_format(row: Mapping[str, Any]) -> PixelFormat | None:
 
 def _slice_hu(row: Mapping[str, Any], i: int, fmt: PixelFormat | None) -> np.ndarray:
     """HU (int16, (y, x)) of file ``i`` of the series ``row``."""
-    path = str(row["files"][i])
+    path = decode_path(str(row["files"][i]))
     offset = int(row["pixel_offsets"][i])
     if fmt is None or offset < 0:
         return decode_slice(path)
@@ -152,10 +155,9 @@ def _pixels(row: Mapping[str, Any], order: np.ndarray, threads: int = 1) -> np.n
         except DicomReadError as exc:
             raise QcFailure(Reason.UNREADABLE, f"image {z}: {exc}") from exc
         except Exception as exc:  # a decoder's error: name the syntax, never the file
-            reasons = {_decode_reason(ts) for ts in syntaxes.split("/")}
-            reason = min(reasons, key=lambda r: r is not Reason.UNSUPPORTED_SYNTAX)
             raise QcFailure(
-                reason, f"image {z}: {type(exc).__name__} decoding transfer syntax {syntaxes}"
+                _decode_reason(syntaxes),
+                f"image {z}: {type(exc).__name__} decoding transfer syntax {syntaxes}",
             ) from exc
         if sl.shape != shape:
             raise QcFailure(Reason.UNREADABLE, f"image {z}: pixel array shape {sl.shape}")

@@ -27,6 +27,7 @@ HEADER_CHUNK = 64
 """Files handed to a worker at a time (amortises inter-process overhead)."""
 
 _NO_POSITION = (math.nan, math.nan, math.nan)
+_RAW_PATH_MARK = "\x00"
 
 BATCH_PREFIX = "b"
 BATCH_DIGITS = 4
@@ -61,11 +62,11 @@ MANIFEST_COLUMNS = (
 """Manifest columns: one row per series. ``pixel_spacing_mm`` is the row spacing (distance
 between rows, PixelSpacing[0]); ``pixel_spacing_col_mm`` the column spacing, different from
 it for anisotropic pixels. ``orientation`` is ImageOrientationPatient of the first image (row
-cosines, column cosines; LPS). ``files``: paths, one per SOPInstanceUID, sorted; per file, in
-the same order: ``positions`` (ImagePositionPatient, flattened x, y, z, ...; LPS mm; NaN
-when absent), ``rescale_slopes``, ``rescale_intercepts``, ``pixel_offsets`` (byte offset of
-native pixel data, -1 when a decoder is needed). ``pixel_format``: JSON of the series'
-:class:`~cacflow.dicom.read.PixelFormat` when all images share it, else None."""
+cosines, column cosines; LPS). ``files``: paths (:func:`encode_path`), one per SOPInstanceUID,
+sorted; per file, in the same order: ``positions`` (ImagePositionPatient, flattened x, y, z,
+...; LPS mm; NaN when absent), ``rescale_slopes``, ``rescale_intercepts``, ``pixel_offsets``
+(byte offset of native pixel data, -1 when a decoder is needed). ``pixel_format``: JSON of
+the series' :class:`~cacflow.dicom.read.PixelFormat` when all images share it, else None."""
 
 
 def iter_files(root: str | os.PathLike) -> list[str]:
@@ -97,9 +98,57 @@ def iter_files(root: str | os.PathLike) -> list[str]:
     return sorted(files.values())
 
 
+def encode_path(path: str) -> str:
+    """``path`` as valid UTF-8 text for the manifest.
+
+    A name that is not UTF-8 on disk (Python holds it with surrogate escapes) becomes NUL +
+    the hex of its bytes; NUL cannot occur in a path, so :func:`decode_path` is exact.
+    """
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return _RAW_PATH_MARK + os.fsencode(path).hex()
+
+
+def decode_path(text: str) -> str:
+    """The file system path of a manifest entry written by :func:`encode_path`."""
+    if text.startswith(_RAW_PATH_MARK):
+        return os.fsdecode(bytes.fromhex(text[len(_RAW_PATH_MARK) :]))
+    return text
+
+
+_SHARED_FIELDS = (
+    "series_uid",
+    "patient_id",
+    "modality",
+    "sop_class",
+    "image_type",
+    "kernel",
+    "manufacturer",
+    "transfer_syntax",
+    "orientation",
+    "pixel_spacing",
+    "pixel_format",
+)
+"""Header fields that repeat across the files of a series: stored once (see read_headers)."""
+
+
 def read_headers(paths: list[str], workers: int = 1) -> list[FileHeader]:
-    """Header records of ``paths`` (same order), read over ``workers`` processes."""
-    return list(parallel_map(read_header, paths, workers, chunksize=HEADER_CHUNK))
+    """Header records of ``paths`` (same order), read over ``workers`` processes.
+
+    Values repeated across files (UIDs, kernel, orientation, ...) arrive as fresh objects
+    from the workers; one shared object per distinct value keeps a large cohort's records
+    small (about 0.9 KB per file instead of 1.7 KB).
+    """
+    shared: dict[object, object] = {}
+    headers = []
+    for h in parallel_map(read_header, paths, workers, chunksize=HEADER_CHUNK):
+        for name in _SHARED_FIELDS:
+            v = getattr(h, name)
+            setattr(h, name, shared.setdefault(v, v))
+        headers.append(h)
+    return headers
 
 
 def count_files(headers: list[FileHeader], groups: list[SeriesGroup]) -> dict[str, int]:
@@ -144,7 +193,7 @@ def _row(g: SeriesGroup) -> dict[str, object]:
         "columns": k.columns,
         "n_files": len(g.headers),
         "n_duplicates": g.n_duplicates,
-        "files": [h.path for h in g.headers],
+        "files": [encode_path(h.path) for h in g.headers],
         "positions": [x for h in g.headers for x in (h.position or _NO_POSITION)],
         "rescale_slopes": [h.rescale_slope for h in g.headers],
         "rescale_intercepts": [h.rescale_intercept for h in g.headers],

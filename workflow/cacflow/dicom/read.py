@@ -137,7 +137,6 @@ class FileHeader:
     rescale_intercept: float = 0.0
     pixel_format: PixelFormat | None = None
     pixel_offset: int = -1
-    detail: str = ""
 
 
 # ---------------------------------------------------------------------------------------
@@ -360,7 +359,6 @@ def header_record(
         rescale_intercept=intercept,
         pixel_format=fmt,
         pixel_offset=offset if (fmt.fast and n_frames == 1) else -1,
-        detail="file shorter than its declared lengths" if truncated else "",
     )
 
 
@@ -382,13 +380,25 @@ def stored_to_hu(
     stored: np.ndarray, slope: float, intercept: float, padding: tuple[int, int] | None
 ) -> np.ndarray:
     """HU (int16, rounded, clipped to the int16 range) of one slice's stored values."""
-    if slope == 1.0 and float(intercept).is_integer():
-        hu = stored.astype(np.int32) + int(intercept)
+    lo, hi = int(stored.min()), int(stored.max())
+    if (
+        slope == 1.0
+        and float(intercept).is_integer()
+        and _INT16_MIN <= min(lo, lo + intercept)
+        and max(hi, hi + intercept) <= _INT16_MAX
+    ):  # the common CT case: one int16 pass, nothing can overflow
+        hu = stored.astype(np.int16)
+        hu += np.int16(intercept)
     else:
-        hu = np.rint(stored.astype(np.float32) * np.float32(slope) + np.float32(intercept))
-    hu = np.clip(hu, _INT16_MIN, _INT16_MAX).astype(np.int16)
-    if padding is not None:
-        hu[(stored >= padding[0]) & (stored <= padding[1])] = PADDING_HU
+        scaled = np.rint(stored.astype(np.float32) * np.float32(slope) + np.float32(intercept))
+        hu = np.clip(scaled, _INT16_MIN, _INT16_MAX).astype(np.int16)
+    if padding is not None and padding[0] <= hi and padding[1] >= lo:
+        pad = (
+            stored == padding[0]
+            if padding[0] == padding[1]
+            else ((stored >= padding[0]) & (stored <= padding[1]))
+        )
+        hu[pad] = PADDING_HU
     return hu
 
 

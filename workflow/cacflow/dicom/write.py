@@ -10,7 +10,6 @@ Stored values are ``round((HU - intercept) / slope)`` as signed 16-bit integers
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 DEFAULT_INTERCEPT = -1024.0
+STUDY_DATE = "20200101"
 """Rescale intercept written by default (HU = stored * slope + intercept)."""
 
 Vector = tuple[float, float, float]
@@ -28,7 +28,7 @@ Vector = tuple[float, float, float]
 
 @dataclass
 class SeriesSpec:
-    """What one written series looks like (LPS mm, degrees nowhere: vectors only).
+    """What one written series looks like: directions as unit vectors, positions in mm (LPS).
 
     ``step`` is the vector between consecutive ImagePositionPatient values; by default it
     is the slice normal (row_dir x col_dir) times ``increment_mm``. A step that is not
@@ -92,7 +92,7 @@ def ct_slice(
     ds.PatientID = spec.patient_id
     ds.PatientName = spec.patient_name
     ds.PatientBirthDate = spec.birth_date
-    ds.StudyDate = dt.date(2020, 1, 1).strftime("%Y%m%d")
+    ds.StudyDate = STUDY_DATE
     ds.SeriesNumber = 1
     ds.InstanceNumber = k + 1
     ds.ImagePositionPatient = _ds_str(spec.position(k))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -34,6 +34,7 @@ from cacflow.stats.agreement import (
     LOG_SUFFIX,
     PEARSON,
     SPEARMAN,
+    agreement_metadata,
 )
 from cacflow.stats.confusion import matrix_from_table
 from cacflow.stats.pairs import ARTERY_ORDER
@@ -60,14 +61,29 @@ REASON_TEXT: dict[str, str] = {
 COUNT_LABELS: dict[str, str] = {
     "files_found": "Files found in the DICOM folder",
     "dicom_files": "DICOM files",
-    "non_dicom_files": "Files that are not DICOM (ignored)",
-    "unreadable_files": "Files that could not be read",
     "series_found": "Image series found",
 }
-"""Labels of known keys of the ``counts`` mapping; other keys are shown as given."""
+"""Labels of the main steps of the cohort flow; other count keys are shown as given."""
 
-ASIDE_TEXT = {"non_dicom_files": "not DICOM (ignored)", "unreadable_files": "unreadable"}
-"""Counts shown beside the DICOM-files step of the cohort flow (files that leave there)."""
+COUNT_ALIASES: dict[str, str] = {
+    "n_files": "files_found",
+    "n_dicom": "dicom_files",
+    "n_not_dicom": "non_dicom_files",
+    "n_unreadable": "unreadable_files",
+    "n_non_image": "non_image_files",
+    "n_duplicates": "duplicate_files",
+    "n_series": "series_found",
+}
+"""Count keys as ``cacflow convert`` writes them (``count.<key>`` in scans.parquet)."""
+
+ASIDE_TEXT: dict[str, dict[str, str]] = {
+    "dicom_files": {"non_dicom_files": "not DICOM", "unreadable_files": "unreadable"},
+    "series_found": {
+        "non_image_files": "non-image DICOM (e.g. DICOMDIR)",
+        "duplicate_files": "duplicate copies",
+    },
+}
+"""Files that leave the flow beside a step (shown when non-zero): ignored, never series."""
 
 ARTERY_TEXT = {"LAD": "LAD (incl. LM)", "LCX": "LCX", "RCA": "RCA", TOTAL: "Total"}
 
@@ -116,8 +132,6 @@ class Table:
     rows: list[list[str]]
     numeric_from: int = 1
     note: str = ""
-    caption: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ formatting
@@ -333,35 +347,29 @@ def cohort_flow(
     Main line: files found -> DICOM files -> series found -> usable series -> scored;
     files that are not DICOM and excluded series are shown beside the step they leave.
     """
-    counts = dict(counts or {})
-    steps: list[tuple[str, str, str]] = []
-    aside_dicom = [
-        f"{fmt_count(counts.pop(key))} {text}" for key, text in ASIDE_TEXT.items() if key in counts
-    ]
-    if "files_found" in counts:
-        steps.append((fmt_count(counts.pop("files_found")), COUNT_LABELS["files_found"], ""))
-    if "dicom_files" in counts:
-        steps.append(
-            (
-                fmt_count(counts.pop("dicom_files")),
-                COUNT_LABELS["dicom_files"],
-                "; ".join(aside_dicom),
-            )
+    counts = {COUNT_ALIASES.get(k, k): v for k, v in (counts or {}).items()}
+    asides = {
+        step: "; ".join(
+            f"{fmt_count(counts[key])} {text}" for key, text in keys.items() if counts.get(key)
         )
+        for step, keys in ASIDE_TEXT.items()
+    }
+    for keys in ASIDE_TEXT.values():
+        for key in keys:
+            counts.pop(key, None)
+    steps: list[tuple[str, str, str]] = []
+    for key in ("files_found", "dicom_files"):
+        if key in counts:
+            steps.append((fmt_count(counts.pop(key)), COUNT_LABELS[key], asides.get(key, "")))
     n_found = counts.pop("series_found", None)
     for key, value in counts.items():
-        steps.append((fmt_count(value), COUNT_LABELS.get(key, key.replace("_", " ")), ""))
+        steps.append((fmt_count(value), key.replace("_", " "), ""))
     excluded = None
     if not scans.empty:
         status = scans["status"] if "status" in scans else pd.Series(Status.OK, index=scans.index)
         is_ok = status == Status.OK
-        steps.append(
-            (
-                fmt_count(n_found if n_found is not None else len(scans)),
-                COUNT_LABELS["series_found"],
-                "",
-            )
-        )
+        n_series = n_found if n_found is not None else len(scans)
+        steps.append((fmt_count(n_series), COUNT_LABELS["series_found"], asides["series_found"]))
         n_excl = int((~is_ok).sum())
         steps.append(
             (
@@ -600,10 +608,7 @@ def detection_tables(detection: pd.DataFrame | None) -> dict[str, Table]:
         return {}
     look = StatLookup(detection)
     out: dict[str, Table] = {}
-    for name, spec, title in (
-        ("lesion", LESION_COLUMNS, "Scans"),
-        ("ruleout", RULEOUT_COLUMNS, "Scans"),
-    ):
+    for name, spec in (("lesion", LESION_COLUMNS), ("ruleout", RULEOUT_COLUMNS)):
         first = spec[0][0]
         present = detection[detection["statistic"] == first]
         rows = []
@@ -613,7 +618,7 @@ def detection_tables(detection: pd.DataFrame | None) -> dict[str, Table]:
             row += [_cell(look, (*key, stat), kind) for stat, _, kind in spec]
             rows.append(row)
         if rows:
-            out[name] = Table(["Method", "Artery", title, *[c[1] for c in spec]], rows, 2)
+            out[name] = Table(["Method", "Artery", "Scans", *[c[1] for c in spec]], rows, 2)
     return out
 
 
@@ -641,31 +646,46 @@ def lesion_summary(lesions: pd.DataFrame | None) -> Table | None:
 
 
 def reference_point_summary(points: pd.DataFrame | None) -> Table | None:
-    """Annotation points that hit no calcium, counted by label.
+    """Annotation points per label: all, unmatched (no calcium), with conflicting labels.
 
-    ``points``: one row per point, with ``label`` and ``series_uid``; if it has a boolean
-    ``matched`` column only rows with ``matched == False`` are unmatched, otherwise every
-    row is an unmatched point.
+    ``points``: one row per annotation point (``reference_points.parquet``) with
+    ``label``, ``series_uid`` and a boolean ``matched``; without ``matched`` every row is
+    taken as unmatched. ``conflict`` (boolean), when present, counts points whose lesion
+    also received another label. None when there are no points.
     """
-    if points is None:
+    if points is None or points.empty:
         return None
-    unmatched = points[~points["matched"].astype(bool)] if "matched" in points else points
-    label = unmatched["label"] if "label" in unmatched else pd.Series("all", index=unmatched.index)
-    rows = []
-    for name, grp in unmatched.groupby(label.fillna("unlabelled"), sort=True):
-        scans = grp["series_uid"].nunique() if "series_uid" in grp else DASH
-        rows.append([str(name), f"{len(grp):,}", f"{scans:,}" if scans != DASH else DASH])
-    rows.append(
-        [
-            "All",
-            f"{len(unmatched):,}",
-            f"{unmatched['series_uid'].nunique():,}" if "series_uid" in unmatched else DASH,
-        ]
+    df = points.assign(
+        _label=points["label"].fillna("unlabelled").astype(str) if "label" in points else "all",
+        _unmatched=~points["matched"].astype(bool) if "matched" in points else True,
+        _conflict=points["conflict"].fillna(False).astype(bool) if "conflict" in points else False,
     )
-    return Table(["Label", "Unmatched points", "Scans"], rows)
+    has_uid = "series_uid" in df
+
+    def row(name: str, grp: pd.DataFrame) -> list[str]:
+        bad = grp[grp["_unmatched"]]
+        scans = f"{bad['series_uid'].nunique():,}" if has_uid else DASH
+        out = [name, f"{len(grp):,}", f"{len(bad):,}", scans]
+        return out + ([f"{int(grp['_conflict'].sum()):,}"] if "conflict" in points else [])
+
+    rows = [row(str(name), grp) for name, grp in df.groupby("_label", sort=True)]
+    rows.append(row("All", df))
+    columns = ["Label", "Points", "Without calcium", "Scans with such points"]
+    if "conflict" in points:
+        columns.append("On a lesion with conflicting labels")
+    return Table(columns, rows)
 
 
 # ----------------------------------------------------------------- the page
+
+
+def statistics_meta(agreement: pd.DataFrame) -> dict[str, str]:
+    """How the statistics were computed: the fixed definitions, updated with the table's
+    ``attrs`` (which also name the bootstrap settings when the table was computed here)."""
+    meta = agreement_metadata()
+    meta.pop("bootstrap")  # its numbers are only known from the table itself
+    meta.update({str(k): str(v) for k, v in agreement.attrs.items()})
+    return meta
 
 
 def _template() -> jinja2.Template:
@@ -695,10 +715,12 @@ def render_report(
     """The report of one dataset as one self-contained HTML page (returned as text).
 
     ``conventions``: every convention used (nested mapping; each leaf is printed).
-    ``counts``: cohort-flow counts before series were formed, e.g. ``files_found``,
-    ``dicom_files``, ``non_dicom_files`` (labels in :data:`COUNT_LABELS`; other keys are
-    shown as given). ``config_hash`` defaults to the hash of ``conventions``; ``date``
-    (ISO, header only) to today. ``scans`` may be empty (statistics-only dataset).
+    ``counts``: cohort-flow counts before series were formed, keys as ``cacflow convert``
+    writes them (``n_files``, ``n_dicom``, ``n_not_dicom``, ``n_unreadable``,
+    ``n_non_image``, ``n_duplicates``, ``n_series``; see :data:`COUNT_ALIASES`); other keys
+    are shown as given. ``config_hash`` defaults to ``conventions['config_hash']``, else the
+    hash of ``conventions``; ``date`` (ISO, header only) to today. ``scans`` may be empty
+    (statistics-only dataset). ``reference``: the name of the reference in ``scores``.
     """
     from cacflow import __version__
 
@@ -709,7 +731,7 @@ def render_report(
         "conventions": Table(
             ["Setting", "Value"],
             [list(kv) for kv in flatten(conventions)]
-            + [[f"statistics.{k}", str(v)] for k, v in sorted(agreement.attrs.items())],
+            + [[f"statistics.{k}", str(v)] for k, v in sorted(statistics_meta(agreement).items())],
             2,
         ),
         "agreement": agreement_tables(agreement, methods) if not agreement.empty else {},
@@ -733,7 +755,9 @@ def render_report(
     return _template().render(
         dataset=dataset,
         version=__version__,
-        config_hash=config_hash if config_hash is not None else _config_hash(dict(conventions)),
+        config_hash=config_hash
+        or conventions.get("config_hash")
+        or _config_hash(dict(conventions)),
         date=date or _dt.date.today().isoformat(),
         reference=reference,
         methods=methods,

@@ -18,6 +18,7 @@ from cacflow.stats.agreement import (
     agreement_metadata,
     agreement_table,
     bland_altman,
+    empty_agreement,
     icc_a1,
     kappa_statistic,
 )
@@ -28,7 +29,7 @@ from cacflow.stats.categories import (
     representative_scores,
     scores_from_confusion,
 )
-from cacflow.stats.confusion import confusion_table, matrix_from_table
+from cacflow.stats.confusion import confusion_table, empty_confusion, matrix_from_table
 from cacflow.stats.detection import MATCH_RADIUS_MM, detection_table, match_lesions
 from cacflow.stats.kappa import accuracy, linear_kappa
 from cacflow.stats.subgroups import subgroup_table
@@ -46,6 +47,8 @@ __all__ = [
     "confusion_matrix",
     "confusion_table",
     "detection_table",
+    "empty_agreement",
+    "empty_confusion",
     "icc_a1",
     "kappa_statistic",
     "linear_kappa",

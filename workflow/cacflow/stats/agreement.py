@@ -295,6 +295,11 @@ def estimates_frame(rows: list[tuple[Pairs, dict[str, Estimate]]]) -> pd.DataFra
     return df.astype({"value": float, "ci_low": float, "ci_high": float, "n": "int64"})
 
 
+def empty_agreement() -> pd.DataFrame:
+    """A table with the agreement columns and no row (dataset without a reference)."""
+    return estimates_frame([])
+
+
 def agreement_table(
     scores: pd.DataFrame,
     schemes: Mapping[str, Scheme],

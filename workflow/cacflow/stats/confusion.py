@@ -40,6 +40,12 @@ def confusion_table(
     return df.astype({"count": "int64"})
 
 
+def empty_confusion() -> pd.DataFrame:
+    """A table with the confusion columns and no row (dataset without a reference)."""
+    df = pd.DataFrame({c: pd.Series(dtype=object) for c in CONFUSION_COLUMNS})
+    return df.astype({"count": "int64"})
+
+
 def matrix_from_table(confusion: pd.DataFrame, method: str, scheme: str) -> pd.DataFrame:
     """The k x k matrix (rows reference, columns method) of one method x scheme.
 

@@ -126,65 +126,72 @@ def match_lesions(
 
 
 def _series_quantities(
-    ref: pd.DataFrame, met: pd.DataFrame, series: np.ndarray, radius_mm: float, artery: str
+    ref: pd.DataFrame, met: pd.DataFrame, n_series: int, radius_mm: float, artery: str
 ) -> np.ndarray:
-    """Per-series additive quantities (columns ``_N_REF`` .. ``_SCANS``) of one scope."""
+    """Per-series additive quantities (columns ``_N_REF`` .. ``_SCANS``) of one scope.
+
+    ``ref`` / ``met``: lesions with ``sidx`` (series position 0 .. n_series - 1),
+    ``artery``, ``volume_mm3`` and ``x, y, z``.
+    """
     if artery != TOTAL:
         ref = ref[ref["artery"] == artery]
         met = met[met["artery"] == artery]
-        keys: tuple[str, ...] = ("series_uid", "artery")
-    else:
-        keys = ("series_uid",)
     ref = ref.reset_index(drop=True)
     met = met.reset_index(drop=True)
-    ref_ok, met_ok = match_lesions(ref, met, radius_mm=radius_mm, keys=keys)
-    pos = pd.Index(series)
-    ri = pos.get_indexer(ref["series_uid"])
-    mi = pos.get_indexer(met["series_uid"])
+    ref_ok, met_ok = match_lesions(ref, met, radius_mm=radius_mm, keys=("sidx",))
+    ri = ref["sidx"].to_numpy()
+    mi = met["sidx"].to_numpy()
     rv = ref["volume_mm3"].to_numpy(dtype=float)
     mv = met["volume_mm3"].to_numpy(dtype=float)
-    x = np.zeros((series.size, 8))
-    np.add.at(x[:, _N_REF], ri, 1.0)
-    np.add.at(x[:, _TP], ri, ref_ok.astype(float))
-    np.add.at(x[:, _N_MET], mi, 1.0)
-    np.add.at(x[:, _REF_VOL], ri, rv)
-    np.add.at(x[:, _TP_VOL], ri, np.where(ref_ok, rv, 0.0))
-    np.add.at(x[:, _FP_VOL], mi, np.where(met_ok, 0.0, mv))
-    np.add.at(x[:, _FN_VOL], ri, np.where(ref_ok, 0.0, rv))
+
+    def per_series(index: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        return np.bincount(index, weights=weights, minlength=n_series)
+
+    x = np.zeros((n_series, 8))
+    x[:, _N_REF] = per_series(ri, np.ones(ri.size))
+    x[:, _TP] = per_series(ri, ref_ok.astype(float))
+    x[:, _N_MET] = per_series(mi, np.ones(mi.size))
+    x[:, _REF_VOL] = per_series(ri, rv)
+    x[:, _TP_VOL] = per_series(ri, np.where(ref_ok, rv, 0.0))
+    x[:, _FP_VOL] = per_series(mi, np.where(met_ok, 0.0, mv))
+    x[:, _FN_VOL] = per_series(ri, np.where(ref_ok, 0.0, rv))
     x[:, _SCANS] = 1.0
     return x
 
 
-def _estimate_rows(
-    method: str,
-    artery: str,
-    x: np.ndarray,
-    statistics: dict[str, _Ratio],
-    n_boot: int,
-    seed: int,
-) -> list[tuple]:
+def _estimates(
+    x: np.ndarray, statistics: dict[str, _Ratio], n_blocks: int, n_boot: int, seed: int
+) -> list[list[tuple[str, float, float, float]]]:
+    """(statistic, value, ci_low, ci_high) per block of columns of ``x``.
+
+    ``x`` holds ``n_blocks`` blocks of equal width side by side (one per artery); one set
+    of bootstrap resamples of its rows serves every block.
+    """
     sums = x.sum(axis=0)
     boot = bootstrap_sums(x, n_boot, np.random.default_rng(seed)) if n_boot else None
-    rows = []
-    for name, fn in statistics.items():
-        ci = percentile_ci(fn(boot)) if boot is not None else (np.nan, np.nan)
-        rows.append((method, artery, name, float(fn(sums)), *ci, int(x.shape[0])))
-    return rows
+    width = x.shape[1] // n_blocks
+    out = []
+    for b in range(n_blocks):
+        cols = slice(b * width, (b + 1) * width)
+        block = []
+        for name, fn in statistics.items():
+            ci = percentile_ci(fn(boot[:, cols])) if boot is not None else (np.nan, np.nan)
+            block.append((name, float(fn(sums[cols])), *ci))
+        out.append(block)
+    return out
 
 
 # -------------------------------------------------------------------- tables
 
 
-def _lesion_methods(
-    lesions: pd.DataFrame, scores: pd.DataFrame | None, reference: str
-) -> list[str]:
+def _lesion_methods(lesions: pd.DataFrame, scores: pd.DataFrame | None) -> list[str]:
     """Names with lesion-level data: in ``lesions``, or with known ``n_lesions`` in scores
     (a method that found no calcium has no lesion rows but ``n_lesions`` 0; an external
     table has NaN there)."""
-    names = list(pd.unique(lesions["method"]))
+    names = [str(m) for m in pd.unique(lesions["method"])]
     if scores is not None and "n_lesions" in scores.columns:
-        known = scores.groupby("method", sort=False)["n_lesions"].apply(lambda s: s.notna().all())
-        names += [m for m in known.index if known[m] and m not in names]
+        known = scores["n_lesions"].notna().groupby(scores["method"], sort=False).all()
+        names += [str(m) for m, ok in known.items() if ok and m not in names]
     return names
 
 
@@ -201,31 +208,46 @@ def _lesion_rows(
     missing = [c for c in LESION_COLUMNS if c not in lesions.columns]
     if missing:
         raise ValueError(f"lesions table lacks columns {missing}")
-    names = _lesion_methods(lesions, scores, reference)
+    names = _lesion_methods(lesions, scores)
     if reference not in names:
         return []
     coronary = lesions[lesions["artery"].isin(ARTERIES)]
+    if scores is not None:
+        wide = check_scores(scores, reference, "agatston")
+        uids = wide.series_uid
+        ref_total = np.isfinite(wide.column(TOTAL, reference))
+    else:
+        uids = np.asarray(pd.factorize(lesions["series_uid"], sort=True)[1], dtype=object)
+        ref_total = np.ones(uids.size, dtype=bool)
+    # series position of each lesion (-1: series not in the scores)
+    coronary = coronary.assign(sidx=pd.Index(uids).get_indexer(coronary["series_uid"]))
+    coronary = coronary[coronary["sidx"] >= 0]
     ref = coronary[coronary["method"] == reference]
     candidates = [m for m in names if m != reference]
     if methods is not None:
         candidates = [m for m in candidates if m in set(methods)]
     rows: list[tuple] = []
     for method in candidates:
-        met = coronary[coronary["method"] == method]
+        used = ref_total.copy()
         if scores is not None:
-            total = scores[scores["artery"] == TOTAL]
-            has = total.dropna(subset=["agatston"]).groupby("method")["series_uid"].apply(set)
-            series = np.array(sorted(has.get(reference, set()) & has.get(method, set())))
-            ref_m = ref[ref["series_uid"].isin(series)]
-            met = met[met["series_uid"].isin(series)]
-        else:
-            series = np.array(sorted(set(lesions["series_uid"])))
-            ref_m = ref
-        if series.size == 0:
+            used &= np.isfinite(wide.column(TOTAL, method))
+        if not used.any():
             continue
-        for artery in ARTERY_ORDER:
-            x = _series_quantities(ref_m, met, series, radius_mm, artery)
-            rows += _estimate_rows(method, artery, x, LESION_STATISTICS, n_boot, seed)
+        # renumber the series used 0 .. n - 1 (sorted by series_uid)
+        new_index = np.cumsum(used) - 1
+        met = coronary[coronary["method"] == method]
+        ref_m = ref[used[ref["sidx"].to_numpy()]]
+        met = met[used[met["sidx"].to_numpy()]]
+        ref_m = ref_m.assign(sidx=new_index[ref_m["sidx"].to_numpy()])
+        met = met.assign(sidx=new_index[met["sidx"].to_numpy()])
+        n_series = int(used.sum())
+        # one set of resamples for all arteries of a method: the scopes share the series
+        x = np.hstack(
+            [_series_quantities(ref_m, met, n_series, radius_mm, a) for a in ARTERY_ORDER]
+        )
+        est = _estimates(x, LESION_STATISTICS, len(ARTERY_ORDER), n_boot, seed)
+        for artery, stats in zip(ARTERY_ORDER, est, strict=True):
+            rows += [(method, artery, *e, n_series) for e in stats]
     return rows
 
 
@@ -237,7 +259,8 @@ def _ruleout_rows(scores: pd.DataFrame, *, reference: str, n_boot: int, seed: in
         x = np.column_stack(
             [pos_ref & pos_met, pos_ref & ~pos_met, ~pos_ref & ~pos_met, ~pos_ref & pos_met]
         ).astype(float)
-        rows += _estimate_rows(p.method, p.artery, x, RULEOUT_STATISTICS, n_boot, seed)
+        (est,) = _estimates(x, RULEOUT_STATISTICS, 1, n_boot, seed)
+        rows += [(p.method, p.artery, *e, p.n) for e in est]
     return rows
 
 

@@ -7,7 +7,8 @@ Layout of ``out_dir``:
   shuffled);
 - ``annotations.csv``: ``series_uid, x, y, z, label, patient_id``, one point per annotated
   calcification, at the centre of its highest-HU voxel (mm, LPS); labels LM, LAD, LCX,
-  RCA, and TAC for the aortic calcifications of some scans (kept, not coronary);
+  RCA (every coronary lesion), and in some scans TAC, AV, MV for aortic, aortic-valve and
+  mitral-annulus calcium (kept, not coronary);
 - ``truth.csv``: ``series_uid, patient_id, artery, agatston, volume_mm3, mass_mg,
   n_lesions, slice_thickness_mm, increment_mm``, four rows (LAD, LCX, RCA, total) per
   scan, computed at native geometry (:mod:`cacflow.synth.truth`);
@@ -135,11 +136,18 @@ def wanted_calcifications(
     if not zero_cac:
         names = list(sc.SEVERITIES)
         severity = names[int(rng.choice(len(names), p=sc.SEVERITY_P))]
-        (lo, hi), along = sc.SEVERITIES[severity]
+        (lo, hi), along, across = sc.SEVERITIES[severity]
         n = int(rng.integers(lo, hi + 1))
         for i in rng.choice(len(sc.CORONARY_LABELS), size=n, p=sc.CORONARY_LABEL_P):
-            label = sc.CORONARY_LABELS[int(i)]
-            wanted.append(partial(sc.propose_coronary, anatomy=anatomy, label=label, along_mm=along))
+            wanted.append(
+                partial(
+                    sc.propose_coronary,
+                    anatomy=anatomy,
+                    label=sc.CORONARY_LABELS[int(i)],
+                    along_mm=along,
+                    across_mm=across,
+                )
+            )
     n_tac = int(rng.integers(sc.TAC_PER_SCAN[0], sc.TAC_PER_SCAN[1] + 1))
     wanted += [partial(sc.propose_aortic, anatomy=anatomy, z_top=z_top)] * n_tac
     for label, p in sc.VALVE_P.items():
@@ -163,9 +171,7 @@ def annotate(rng: np.random.Generator, labels: list[str]) -> list[bool]:
     return annotated
 
 
-def synth_scan(
-    plan: ScanPlan, seed: int, matrix: int, cohort_key: tuple[object, ...]
-) -> SynthScan:
+def synth_scan(plan: ScanPlan, seed: int, matrix: int, cohort_key: tuple[object, ...]) -> SynthScan:
     """Draw and render one scan (no files written)."""
     rng = np.random.default_rng([seed, plan.index])
     anatomy = sc.sample_anatomy(rng)
@@ -307,6 +313,8 @@ def generate_cohort(
     out_dir = Path(out_dir)
     if n_scans < 1:
         raise ValueError(f"n_scans must be >= 1, got {n_scans}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
     if not thicknesses_mm or any(t <= 0 for t in thicknesses_mm):
         raise ValueError(f"thicknesses_mm must be positive, got {thicknesses_mm}")
     if matrix < 32:

@@ -77,8 +77,12 @@ class SeriesHeader:
 
 
 def uid(*entropy: object) -> str:
-    """A deterministic UID (``2.25.<int>``) from the given entropy words."""
-    return str(generate_uid(prefix=None, entropy_srcs=[str(e) for e in entropy]))
+    """A deterministic UID from the given entropy words (pydicom's UID root + a hash).
+
+    ``generate_uid(prefix=None, ...)`` would ignore the entropy and return a random UUID;
+    the words are joined with a separator so that ("1", "23") and ("12", "3") differ.
+    """
+    return str(generate_uid(entropy_srcs=["|".join(str(e) for e in entropy)]))
 
 
 def patient_age(birth_date: str, study_date: str) -> str:

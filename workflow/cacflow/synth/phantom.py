@@ -132,11 +132,13 @@ class PlacedCalcification:
 
 @dataclass
 class Rendered:
-    """A sampled scan: HU image (int16, (z, y, x)), its grid, and its calcifications."""
+    """A sampled scan: HU image (int16, (z, y, x)), its grid, its calcifications and its
+    bone mask (bool, (z, y, x))."""
 
     hu: np.ndarray
     grid: Grid
     calcifications: list[PlacedCalcification]
+    bone: np.ndarray
 
 
 # --- shape helpers ------------------------------------------------------------------------
@@ -188,9 +190,13 @@ def _paint_disc(
     """Paint a disc on one (y, x) slice; returns the painted (y, x) mask."""
     mask = np.zeros(vol2d.shape, dtype=bool)
     i0 = max(int(np.ceil((centre[0] - radius - grid.origin[0]) / grid.pixel_mm)), 0)
-    i1 = min(int(np.floor((centre[0] + radius - grid.origin[0]) / grid.pixel_mm)) + 1, mask.shape[1])
+    i1 = min(
+        int(np.floor((centre[0] + radius - grid.origin[0]) / grid.pixel_mm)) + 1, mask.shape[1]
+    )
     j0 = max(int(np.ceil((centre[1] - radius - grid.origin[1]) / grid.pixel_mm)), 0)
-    j1 = min(int(np.floor((centre[1] + radius - grid.origin[1]) / grid.pixel_mm)) + 1, mask.shape[0])
+    j1 = min(
+        int(np.floor((centre[1] + radius - grid.origin[1]) / grid.pixel_mm)) + 1, mask.shape[0]
+    )
     if i0 >= i1 or j0 >= j1:
         return mask
     dx = grid.xs[i0:i1][None, :] - centre[0]
@@ -398,7 +404,9 @@ def finish_image(
     calcs: list[PlacedCalcification],
 ) -> np.ndarray:
     """Noisy HU (int16): soft tissue clipped to <= SOFT_TISSUE_MAX_HU, bone >= BONE_MIN_HU,
-    calcifications >= the calcium threshold; fills each calcification's ``hu``."""
+    calcifications >= the calcium threshold; fills each calcification's ``hu``.
+
+    ``nominal`` is used as the work buffer (overwritten)."""
     img = nominal
     img += noise
     calc = np.zeros(img.shape, dtype=bool)
@@ -429,4 +437,4 @@ def render(
         nominal[c.index[:, 0], c.index[:, 1], c.index[:, 2]] = c.nominal_hu
     noise = noise_field(rng, grid.shape, acq.noise_sd_hu, sc.NOISE_SMOOTHING_PX[acq.sharpness])
     hu = finish_image(nominal, noise, bone, calcs)
-    return Rendered(hu=hu, grid=grid, calcifications=calcs)
+    return Rendered(hu=hu, grid=grid, calcifications=calcs, bone=bone)

@@ -9,8 +9,11 @@ Anatomy, from the outside in: air, subcutaneous fat, chest-wall muscle with ribs
 sternum, the thoracic cavity (mediastinal fat) holding both lungs, the liver dome, the
 descending aorta beside the spine, the heart (an ellipsoid in a shell of epicardial fat)
 with the ascending aorta rising from its base. Calcifications are ellipsoids: coronary
-lesions on four paths over the heart surface (LM, LAD, LCX, RCA) and aortic-wall
-calcifications (label TAC, not coronary), which must not count as coronary calcium.
+lesions on four paths over the heart surface (LM, LAD, LCX, RCA), and non-coronary ones
+that must not count as coronary calcium: aortic-wall calcifications (label TAC, on the
+descending aorta and on the ascending aorta above the heart), aortic-valve calcifications
+(AV, on the aortic root inside the heart) and mitral-annulus calcifications (MV, under the
+heart surface at the posterior-left base, near the LCX).
 
 The coronary paths follow the usual anatomy relative to the heart centre, measured as the
 azimuth ``phi`` in the axial plane (0 deg = patient's left, -90 deg = anterior, +90 deg =
@@ -98,15 +101,15 @@ CORONARY_LABEL_P = (0.07, 0.38, 0.22, 0.33)
 """Share of coronary lesions per label."""
 PEAK_BANDS_HU = ((135.0, 199.0), (200.0, 299.0), (300.0, 399.0), (400.0, 1000.0))
 """Nominal peak HU is drawn from one of the four Agatston weight bands, chosen uniformly."""
-SEVERITIES: dict[str, tuple[tuple[int, int], tuple[float, float]]] = {
-    # name: ((least, most) coronary lesions, (least, most) semi-axis along the vessel, mm)
-    "mild": ((1, 3), (0.6, 2.2)),
-    "moderate": ((3, 6), (0.8, 3.5)),
-    "severe": ((6, 12), (1.2, 5.0)),
+SEVERITIES: dict[str, tuple[tuple[int, int], tuple[float, float], tuple[float, float]]] = {
+    # name: ((least, most) coronary lesions, semi-axis range along the vessel (mm),
+    #        semi-axis range across it (mm))
+    "mild": ((1, 3), (0.6, 2.0), (0.6, 1.5)),
+    "moderate": ((3, 6), (0.8, 3.5), (0.6, 2.5)),
+    "severe": ((6, 10), (1.5, 5.0), (0.8, 3.0)),
+    "extensive": ((10, 16), (2.5, 7.0), (1.2, 3.5)),
 }
-SEVERITY_P = (0.35, 0.35, 0.30)
-CROSS_SEMI_MM = (0.6, 2.5)
-"""Range of a lesion's semi-axes across the vessel (mm)."""
+SEVERITY_P = (0.3, 0.3, 0.25, 0.15)
 TAC_PER_SCAN = (0, 6)
 TAC_SEMI_MM = (1.0, 3.0)
 TAC_PEAK_HU = (220.0, 800.0)
@@ -152,7 +155,8 @@ class Calcification:
 
     centre: mm, LPS. axes: 3x3, columns are the unit principal axes (LPS).
     semi_mm: semi-axis lengths along those columns. peak_hu: nominal HU at the centre.
-    label: LM, LAD, LCX, RCA (coronary) or TAC (aortic wall). annotated: gets a point.
+    label: LM, LAD, LCX, RCA (coronary), TAC (aortic wall), AV (aortic valve) or MV
+    (mitral annulus). annotated: gets a point.
     """
 
     label: str
@@ -344,15 +348,20 @@ def sample_peak_hu(rng: np.random.Generator) -> float:
 
 
 def propose_coronary(
-    rng: np.random.Generator, anatomy: Anatomy, label: str, along_mm: tuple[float, float]
+    rng: np.random.Generator,
+    anatomy: Anatomy,
+    label: str,
+    along_mm: tuple[float, float],
+    across_mm: tuple[float, float],
 ) -> Calcification:
-    """One candidate coronary lesion on ``label``'s path (proximal positions more likely)."""
+    """One candidate coronary lesion on ``label``'s path (proximal positions more likely);
+    semi-axes drawn from ``along_mm`` (along the vessel) and ``across_mm`` (mm)."""
     s = float(rng.uniform(0.0, 1.0) ** 1.4)
     rot = float(rng.uniform(-PATH_JITTER_DEG, PATH_JITTER_DEG))
     centre, axes = path_frame(anatomy, label, s, rot)
     a = _u(rng, along_mm)
-    b = min(a, _u(rng, CROSS_SEMI_MM))
-    c = min(a, _u(rng, CROSS_SEMI_MM))
+    b = min(a, _u(rng, across_mm))
+    c = min(a, _u(rng, across_mm))
     return Calcification(label, centre, axes, np.array([a, b, c]), sample_peak_hu(rng), True)
 
 

@@ -1,9 +1,11 @@
 """The two ConvNets of the direct method and their weights file.
 
-:class:`RegistrationNet` (de Vos et al. 2019, Table II, left column, with fewer filters):
-3-D convolutions and average pooling on the coarse registration grid, global average
-pooling, two fully connected layers of 64 and six outputs (the raw transform parameters,
-:func:`cacflow.methods.direct.atlas.raw_to_params`). Its input has three extra channels
+:class:`RegistrationNet` (de Vos et al. 2019, Table II, left column, lighter): a strided
+3-D convolution and two average poolings take the 48^3 registration grid down to 6^3
+(the paper pools three times), two more 3-D convolutions, global average pooling, two
+fully connected layers of 64 nodes and six outputs (the raw transform parameters,
+:func:`cacflow.methods.direct.atlas.raw_to_params`). CPU backward passes of 3-D
+convolutions at full grid resolution are slow, hence the stride. Its input has three extra channels
 holding each voxel's grid-frame position (normalised), which makes translations easy to
 read from globally pooled features. The output layer starts at zero: the identity.
 
@@ -54,7 +56,7 @@ class RegistrationNet(nn.Module):
         w0, w1, w2, w3 = widths
         act = nn.ELU
         self.features = nn.Sequential(
-            nn.Conv3d(4, w0, 3, padding=1),
+            nn.Conv3d(4, w0, 3, stride=2, padding=1),
             act(),
             nn.AvgPool3d(2),
             nn.Conv3d(w0, w1, 3, padding=1),
@@ -62,10 +64,7 @@ class RegistrationNet(nn.Module):
             nn.AvgPool3d(2),
             nn.Conv3d(w1, w2, 3, padding=1),
             act(),
-            nn.AvgPool3d(2),
             nn.Conv3d(w2, w3, 3, padding=1),
-            act(),
-            nn.Conv3d(w3, w3, 3, padding=1),
             act(),
             nn.AdaptiveAvgPool3d(1),
             nn.Flatten(),

@@ -189,7 +189,7 @@ def train_registration(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            history.append(float(loss))
+            history.append(float(loss.detach()))
             if (it + 1) % 50 == 0:
                 recent = np.mean(history[-50:])
                 log(f"registration stage {stage + 1} iter {it + 1}: 1 - NCC {recent:.4f}")
@@ -304,7 +304,7 @@ def train_scoring(
         opt.zero_grad()
         loss.backward()
         opt.step()
-        history.append(float(loss))
+        history.append(float(loss.detach()))
         if (it + 1) % per_epoch == 0:
             log(f"scoring epoch {(it + 1) // per_epoch}: loss {np.mean(history[-per_epoch:]):.4f}")
     return net.eval(), history
