@@ -203,6 +203,8 @@ def test_killed_run_resumes_to_identical_tables(tiny_run: Path, tmp_path: Path) 
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "results" / "tiny" / "report.html").exists()
+    # a killed Snakemake leaves its lock behind: unlock, then resume
+    run_snakemake(tmp_path, "--configfile", str(cfg), "--unlock")
     run_snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg), "--rerun-incomplete")
     for name in TABLES:
         a = pd.read_parquet(tiny_run / "results" / "tiny" / f"{name}.parquet")

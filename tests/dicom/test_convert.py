@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -363,7 +364,7 @@ def test_one_bad_series_never_stops_the_batch(write_series, dicom_dir, out_dir) 
 
 # --- JPEG Lossless (no pydicom decoder here: SimpleITK/GDCM) and dcm2niix ------------------
 
-DCM2NIIX = Path(os.environ.get("DCM2NIIX", Path(os.sys.executable).parent / "dcm2niix"))
+DCM2NIIX = Path(os.environ.get("DCM2NIIX", Path(sys.executable).parent / "dcm2niix"))
 needs_dcm2niix = pytest.mark.skipif(not DCM2NIIX.exists(), reason="dcm2niix not installed")
 
 

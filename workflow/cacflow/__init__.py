@@ -1,8 +1,15 @@
 """cacflow: coronary artery calcium scoring from DICOM to study tables."""
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-try:
-    __version__ = version("cacflow")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
+
+def __getattr__(name: str) -> str:
+    # Resolved on first use: importlib.metadata costs ~65 ms, paid by every step otherwise.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("cacflow")
+        except PackageNotFoundError:  # a source tree without installation
+            return "0.0.0+unknown"
+    raise AttributeError(f"module 'cacflow' has no attribute {name!r}")

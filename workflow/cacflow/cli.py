@@ -257,6 +257,46 @@ def _report(a: argparse.Namespace) -> None:
     write_report(_existing_dir(a.data_dir), a.settings, a.out)
 
 
+# --- train-direct ------------------------------------------------------------------------
+def _train_direct_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train-direct",
+        help="train the direct method (atlas registration + slice scoring networks)",
+    )
+    p.add_argument(
+        "--images", type=Path, nargs="+", required=True, help="folders of analysis volumes"
+    )
+    p.add_argument(
+        "--labels", type=Path, nargs="+", required=True, help="folders of reference label masks"
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="weights file; .sha256 and .json go beside it"
+    )
+    p.add_argument("--epochs", type=int, default=8, help="scoring-network epochs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reg-iterations", type=int, help="registration iterations per atlas")
+    p.add_argument("--scoring", type=_json_arg, default={}, help="config section `scoring`")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--threads", type=int, help="CPU threads (default 2)")
+    p.set_defaults(handler=_train_direct)
+
+
+def _train_direct(a: argparse.Namespace) -> None:
+    from cacflow.methods.direct.train import train
+
+    train(
+        a.images,
+        a.labels,
+        a.out,
+        epochs=a.epochs,
+        seed=a.seed,
+        device=a.device,
+        threads=a.threads,
+        reg_iterations=a.reg_iterations,
+        scoring=a.scoring,
+    )
+
+
 # -----------------------------------------------------------------------------------------
 def _existing_dir(path: Path) -> Path:
     if not path.is_dir():
@@ -275,6 +315,7 @@ PARSERS = (
     _gather_parser,
     _stats_parser,
     _report_parser,
+    _train_direct_parser,
 )
 
 

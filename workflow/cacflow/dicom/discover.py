@@ -172,7 +172,9 @@ def count_files(headers: list[FileHeader], groups: list[SeriesGroup]) -> dict[st
 
 def _row(g: SeriesGroup) -> dict[str, object]:
     k, h0 = g.key, g.headers[0]
-    ps = k.pixel_spacing
+    # Geometry carries the exact header values; the grouping key rounds them only to decide
+    # which files belong together (rounded spacing would bias every area and volume).
+    ps = h0.pixel_spacing
     return {
         "series_uid": g.series_uid,
         "dicom_series_uid": g.dicom_series_uid,
@@ -186,7 +188,7 @@ def _row(g: SeriesGroup) -> dict[str, object]:
         "image_type": k.image_type,
         "transfer_syntax": "/".join(sorted({h.transfer_syntax for h in g.headers})),
         "orientation": None if h0.orientation is None else list(h0.orientation),
-        "slice_thickness_mm": k.slice_thickness,
+        "slice_thickness_mm": h0.slice_thickness,
         "pixel_spacing_mm": None if ps is None else ps[0],
         "pixel_spacing_col_mm": None if ps is None else ps[1],
         "rows": k.rows,

@@ -88,7 +88,6 @@ COHORT_COLUMNS = (
     "dicom_dir",
 )
 _COORD_FMT = "{:.4f}"
-_SCORE_FMT = "{:.6f}"
 
 
 @dataclass
@@ -279,7 +278,7 @@ def _fmt(value: object, column: str) -> str:
     if column in ("x", "y", "z"):
         return _COORD_FMT.format(float(value))  # type: ignore[arg-type]
     if isinstance(value, float):
-        return _SCORE_FMT.format(value)
+        return repr(value)  # shortest round-trip text: exact truth, still byte-stable
     return str(value)
 
 

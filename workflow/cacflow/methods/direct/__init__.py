@@ -11,6 +11,7 @@ Two ConvNets in sequence, no segmentation:
    slice's pseudo-Agatston score per artery (LAD incl. LM, LCX, RCA; :mod:`.targets`) on
    a log scale; a scan's score is the sum of its slice scores times the increment factor.
 
-Entry points: :func:`.infer.infer_dir` (workflow rule ``infer``), :func:`.infer.scores_from_predictions`
-(score step), :func:`.train.train` (rule ``train_direct``).
+Entry points: :func:`.infer.infer_dir` (workflow rule ``infer``),
+:func:`.infer.scores_from_predictions` (score step), :func:`.train.train` (rule
+``train_direct``), :func:`.evaluate.score_pairs` (held-out evaluation, model card).
 """

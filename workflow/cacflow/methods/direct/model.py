@@ -11,12 +11,14 @@ read from globally pooled features. The output layer starts at zero: the identit
 
 :class:`ScoringNet` (Table II, right column, adapted): 3x3 convolutions with batch
 normalisation and ELU, 2x2 max pooling, three times, then a per-position head giving a
-non-negative *density* per artery on a grid 8x coarser than the input. A slice's
+positive *density* per artery (softplus) on a grid 8x coarser than the input. A slice's
 predicted pseudo-Agatston score (pixels x weight, see :mod:`.targets`) is the sum of the
 density over positions, and the network is trained on ``ln(1 + sum)`` with the paper's
 loss ``|y_hat - ln(y + 1)|``. The paper's fully connected head is replaced by this sum:
-the score is additive over lesions, an empty slice scores exactly 0 (a ReLU head), any
-window size works, and the density itself is the decision-feedback heatmap.
+the score is additive over lesions, an empty slice scores (close to) 0 whatever the
+window size, any window size works, and the density itself is the decision-feedback
+heatmap. (A ReLU head would give exact zeros but lets whole outputs die early in
+training; inference sets slice scores below half a voxel to 0 instead.)
 
 Weights file: ``torch.save`` of a plain dict (tensors, numbers, strings): ``format``,
 ``config`` (architecture, atlas box, input conventions, training facts), ``registration``
@@ -34,14 +36,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from cacflow.conventions import ARTERIES
+from cacflow.conventions import ARTERIES, ScoringConventions
 from cacflow.methods.direct.atlas import REG_SHAPE
 from cacflow.methods.direct.register import N_CHANNELS
 from cacflow.provenance import atomic_path
 
 FORMAT = "cacflow-direct/1"
 REG_WIDTHS = (8, 16, 32, 32)
-SCORE_WIDTHS = (16, 32, 32, 32)
+SCORE_WIDTHS = (8, 16, 24, 32)
 FC_NODES = 64
 N_PARAMS = 6
 POOLING = 8
@@ -92,7 +94,7 @@ def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
 
 
 class ScoringNet(nn.Module):
-    """(N, 5, H, W) inputs (H, W multiples of 8) -> (N, 3, H/8, W/8) densities >= 0."""
+    """(N, 5, H, W) inputs (H, W multiples of 8) -> (N, 3, H/8, W/8) densities > 0."""
 
     def __init__(self, widths: tuple[int, ...] = SCORE_WIDTHS) -> None:
         super().__init__()
@@ -108,7 +110,7 @@ class ScoringNet(nn.Module):
             nn.MaxPool2d(2),
             *_conv_bn(w2, w3),
             nn.Conv2d(w3, len(ARTERIES), 1),
-            nn.ReLU(),
+            nn.Softplus(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -174,6 +176,38 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} weights file")
     return ckpt
+
+
+def make_checkpoint(
+    registration: RegistrationNet,
+    scoring: ScoringNet,
+    atlas: torch.Tensor,
+    box_lo: tuple[float, float, float],
+    box_hi: tuple[float, float, float],
+    conv: ScoringConventions,
+    widths: tuple[tuple[int, ...], tuple[int, ...]] = (REG_WIDTHS, SCORE_WIDTHS),
+) -> dict[str, Any]:
+    """The weights-file dict (CPU tensors and plain values only, see the module docstring).
+
+    ``atlas``: (D, H, W) atlas image; ``box_lo``/``box_hi``: heart box (atlas frame, mm);
+    ``conv``: the conventions that defined the training targets.
+    """
+    config = {
+        "reg_widths": list(widths[0]),
+        "score_widths": list(widths[1]),
+        "box_lo": [float(v) for v in box_lo],
+        "box_hi": [float(v) for v in box_hi],
+        "threshold_hu": float(conv.threshold_hu),
+        "scoring_conventions": conv.to_json(),
+        "arteries": list(ARTERIES),
+    }
+    return {
+        "format": FORMAT,
+        "config": config,
+        "registration": {k: v.detach().cpu() for k, v in registration.state_dict().items()},
+        "scoring": {k: v.detach().cpu() for k, v in scoring.state_dict().items()},
+        "atlas": atlas.detach().cpu().float().clone(),
+    }
 
 
 def build_networks(ckpt: dict[str, Any]) -> tuple[RegistrationNet, ScoringNet]:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cacflow.conventions import ARTERIES, PADDING_HU, ScoringConventions
+from cacflow.conventions import PADDING_HU, ScoringConventions
 from cacflow.methods.direct.atlas import (
     ATLAS_SHAPE,
     ATLAS_SPACING_MM,
@@ -55,12 +55,12 @@ from cacflow.methods.direct.atlas import (
     warp,
 )
 from cacflow.methods.direct.model import (
-    FORMAT,
     REG_WIDTHS,
     SCORE_WIDTHS,
     RegistrationNet,
     ScoringNet,
     log_score_loss,
+    make_checkpoint,
     save_checkpoint,
 )
 from cacflow.methods.direct.register import (
@@ -366,22 +366,15 @@ def train(
     captured = np.array([sc.captured for sc in scans])
     score_net, score_hist = train_scoring(scans, size, s, conv, dev, log)
     t_end = time.perf_counter()
-    config = {
-        "reg_widths": list(s.reg_widths),
-        "score_widths": list(s.score_widths),
-        "box_lo": list(box.lo),
-        "box_hi": list(box.hi),
-        "threshold_hu": float(conv.threshold_hu),
-        "scoring_conventions": conv.to_json(),
-        "arteries": list(ARTERIES),
-    }
-    ckpt = {
-        "format": FORMAT,
-        "config": config,
-        "registration": reg_net.cpu().state_dict(),
-        "scoring": score_net.cpu().state_dict(),
-        "atlas": atlas.cpu()[0, 0].clone(),
-    }
+    ckpt = make_checkpoint(
+        reg_net,
+        score_net,
+        atlas[0, 0],
+        box.lo,
+        box.hi,
+        conv,
+        (tuple(s.reg_widths), tuple(s.score_widths)),
+    )
     digest = save_checkpoint(ckpt, out_model)
     summary = {
         "model": str(out_model),

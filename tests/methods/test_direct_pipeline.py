@@ -1,0 +1,219 @@
+"""Direct method end to end on small phantoms: inference, scores, training, CLI, shipped model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cacflow.cli import main as cli_main
+from cacflow.conventions import (
+    ARTERIES,
+    IncrementFactor,
+    Label,
+    ScoringConventions,
+)
+from cacflow.methods.direct.atlas import ATLAS_SHAPE, HeartBox
+from cacflow.methods.direct.infer import (
+    HEATMAP_SUFFIX,
+    PREDICTIONS_FILE,
+    REGISTRATION_FILE,
+    infer_dir,
+    scores_from_predictions,
+)
+from cacflow.methods.direct.model import (
+    RegistrationNet,
+    ScoringNet,
+    load_checkpoint,
+    make_checkpoint,
+    save_checkpoint,
+    sha256_of,
+)
+from cacflow.methods.direct.runtime import resolve_device
+from cacflow.score import write_labels
+from cacflow.tables import read_table
+from cacflow.volume import Geometry, Volume, read_volume, write_volume
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "resources" / "models" / "direct.pt"
+SPACING = (2.0, 2.0, 1.5)  # x, y, z mm
+SHAPE = (24, 64, 64)  # z, y, x
+BOX = HeartBox((-30.0, -30.0, -12.0), (30.0, 30.0, 12.0))
+
+
+def phantom(seed: int) -> tuple[Volume, np.ndarray]:
+    """A body ellipse (40 HU) in air with a 'heart' and three calcified lesions (LAD, RCA,
+    LM), a rib-like bright bar (not labelled) and noise; returns (volume, label mask)."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.indices(SHAPE)
+    hu = np.full(SHAPE, -1000.0, dtype=np.float32)
+    body = ((x - 31.5) / 28.0) ** 2 + ((y - 31.5) / 20.0) ** 2 <= 1.0
+    hu[body] = 40.0
+    hu += rng.normal(0.0, 10.0, size=SHAPE).astype(np.float32)
+    hu[:, 10:12, 5:20] = 700.0
+    lab = np.zeros(SHAPE, dtype=np.uint8)
+    for label, (cz, cy, cx) in (
+        (Label.LAD, (10, 25, 38)),
+        (Label.RCA, (14, 36, 24)),
+        (Label.LM, (6, 28, 30)),
+    ):
+        cz, cy, cx = cz + int(rng.integers(-1, 2)), cy, cx + int(rng.integers(-2, 3))
+        hu[cz : cz + 2, cy : cy + 2, cx : cx + 3] = rng.uniform(150.0, 600.0)
+        lab[cz : cz + 2, cy : cy + 2, cx : cx + 3] = label
+    origin = (-63.0, -63.0, -17.25)
+    geom = Geometry(origin, SPACING, slice_thickness_mm=3.0)
+    return Volume(hu, geom, {"series_uid": f"1.2.3.{seed}"}), lab
+
+
+def write_phantoms(root: Path, seeds: list[int]) -> tuple[Path, Path]:
+    images, labels = root / "images", root / "labels"
+    for s in seeds:
+        vol, lab = phantom(s)
+        write_volume(vol, images / f"1.2.3.{s}.nii")
+        write_labels(lab, vol, labels / f"1.2.3.{s}.nii")
+    return images, labels
+
+
+def random_model(path: Path) -> Path:
+    """Untrained networks (fixed seed) with the test box: registration = identity."""
+    torch.manual_seed(0)
+    ckpt = make_checkpoint(
+        RegistrationNet(),
+        ScoringNet(),
+        torch.zeros(ATLAS_SHAPE),
+        BOX.lo,
+        BOX.hi,
+        ScoringConventions(),
+    )
+    save_checkpoint(ckpt, path)
+    return path
+
+
+# --- scores from slice predictions --------------------------------------------------------
+
+
+def test_scores_from_predictions_hand_computed() -> None:
+    pred = pd.DataFrame(
+        {
+            "series_uid": ["a"] * 6 + ["b"] * 3,
+            "slice": [0, 0, 0, 1, 1, 1, 0, 0, 0],
+            "artery": list(ARTERIES) * 3,
+            "pseudo_agatston": [10.0, 0.0, 3.0, 6.0, 1.5, 0.0, 0.0, 0.0, 0.0],
+        }
+    )
+    out = scores_from_predictions(pred, 1.0, 2.5, ScoringConventions())
+    got = out.set_index(["series_uid", "artery"])["agatston"]
+    # increment/3: factor 1/3
+    assert got["a", "LAD"] == pytest.approx(16.0 / 3.0)
+    assert got["a", "LCX"] == pytest.approx(1.5 / 3.0)
+    assert got["a", "RCA"] == pytest.approx(3.0 / 3.0)
+    assert got["a", "total"] == pytest.approx(20.5 / 3.0)
+    assert (got["b"] == 0.0).all()
+    assert list(out["artery"]) == [*ARTERIES, "total"] * 2
+    assert out[["volume_mm3", "mass_mg", "n_lesions"]].isna().all().all()
+    conv = ScoringConventions(increment_factor=IncrementFactor.INCREMENT_OVER_THICKNESS)
+    out2 = scores_from_predictions(pred, 1.0, 2.5, conv).set_index(["series_uid", "artery"])
+    assert out2.loc[("a", "total"), "agatston"] == pytest.approx(20.5 * 0.4)
+
+
+# --- inference ----------------------------------------------------------------------------
+
+
+def test_infer_dir_outputs_and_determinism(tmp_path: Path) -> None:
+    images, _ = write_phantoms(tmp_path, [1, 2])
+    model = random_model(tmp_path / "m.pt")
+    n = infer_dir(images, tmp_path / "out", model=model, device="cpu", threads=1, heatmaps=1)
+    assert n == 2
+    pred = read_table(tmp_path / "out" / PREDICTIONS_FILE)
+    assert list(pred.columns) == ["series_uid", "slice", "artery", "pseudo_agatston"]
+    assert len(pred) == 2 * SHAPE[0] * len(ARTERIES)
+    assert (pred["pseudo_agatston"] >= 0).all()
+    reg = read_table(tmp_path / "out" / REGISTRATION_FILE).set_index("series_uid")
+    # identity registration: slices with |(k - 11.5) * 1.5| <= 12 mm, i.e. 4..19
+    assert (reg["first_slice"] == 4).all() and (reg["last_slice"] == 19).all()
+    assert (reg["window_width"] == 32).all() and (reg["window_x0"] == 16).all()
+    outside = pred[(pred["slice"] < 4) | (pred["slice"] > 19)]
+    assert (outside["pseudo_agatston"] == 0).all()
+    # the untrained model predicts something inside the window
+    assert pred["pseudo_agatston"].sum() > 0
+    # heatmap of the first series: each slice sums to its predicted total (mm^2 x weight)
+    uid = "1.2.3.1"
+    hm = read_volume(tmp_path / "out" / f"{uid}{HEATMAP_SUFFIX}.nii").array
+    per_slice = pred[pred["series_uid"] == uid].groupby("slice")["pseudo_agatston"].sum()
+    np.testing.assert_allclose(hm.sum(axis=(1, 2)), per_slice.to_numpy(), rtol=1e-4, atol=1e-4)
+    assert not (tmp_path / "out" / f"1.2.3.2{HEATMAP_SUFFIX}.nii").exists()
+    # same input, same predictions
+    infer_dir(images, tmp_path / "again", model=model, device="cpu", threads=1, heatmaps=0)
+    again = read_table(tmp_path / "again" / PREDICTIONS_FILE)
+    pd.testing.assert_frame_equal(pred, again)
+
+
+def test_infer_refuses_tampered_weights(tmp_path: Path) -> None:
+    images, _ = write_phantoms(tmp_path, [1])
+    model = random_model(tmp_path / "m.pt")
+    Path(f"{model}.sha256").write_text("0" * 64 + "  m.pt\n")
+    with pytest.raises(ValueError, match="does not match"):
+        infer_dir(images, tmp_path / "out", model=model, device="cpu")
+    rc = cli_main(["infer", "direct", str(images), str(tmp_path / "o2"), "--model", str(model)])
+    assert rc != 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback")
+def test_device_choice_falls_back_to_cpu() -> None:
+    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(ValueError, match="no CUDA device"):
+        resolve_device("cuda")
+
+
+def test_unknown_device_is_refused() -> None:
+    with pytest.raises((ValueError, RuntimeError)):
+        resolve_device("tpu")
+
+
+# --- training -----------------------------------------------------------------------------
+
+
+def test_train_smoke_through_the_cli(tmp_path: Path) -> None:
+    """Two tiny iterations of each network from the CLI; the result loads and infers."""
+    images, labels = write_phantoms(tmp_path, [1, 2, 3])
+    out = tmp_path / "models" / "direct.pt"
+    args = ["train-direct", "--images", str(images), "--labels", str(labels), "--out", str(out)]
+    args += ["--epochs", "1", "--reg-iterations", "2", "--device", "cpu", "--threads", "1"]
+    assert cli_main(args) == 0
+    assert Path(f"{out}.sha256").read_text().split()[0] == sha256_of(out)
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["n_scans"] == 3 and summary["settings"]["epochs"] == 1
+    assert summary["target_inside_windows_min"] == pytest.approx(1.0)
+    ckpt = load_checkpoint(out)
+    lo, hi = np.array(ckpt["config"]["box_lo"]), np.array(ckpt["config"]["box_hi"])
+    assert np.all(hi > lo)
+    assert ckpt["atlas"].shape == ATLAS_SHAPE
+    n = infer_dir(images, tmp_path / "pred", model=out, device="cpu", threads=1, heatmaps=0)
+    assert n == 3
+
+
+def test_training_needs_labels(tmp_path: Path) -> None:
+    images, _ = write_phantoms(tmp_path, [1])
+    (tmp_path / "empty").mkdir()
+    rc = cli_main(
+        ["train-direct", "--images", str(images), "--labels", str(tmp_path / "empty")]
+        + ["--out", str(tmp_path / "m.pt"), "--device", "cpu"]
+    )
+    assert rc != 0
+
+
+# --- the shipped model ----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped weights yet")
+def test_shipped_model_checksum_and_card() -> None:
+    digest = sha256_of(SHIPPED)
+    ckpt = load_checkpoint(SHIPPED)
+    assert ckpt["config"]["arteries"] == list(ARTERIES)
+    assert SHIPPED.stat().st_size < 8 * 2**20
+    card = (SHIPPED.parent / "MODEL_CARD.md").read_text()
+    assert digest in card

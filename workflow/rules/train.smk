@@ -1,0 +1,50 @@
+# Training of the learned methods, on demand only (never part of `rule all`):
+#   .venv/bin/snakemake --cores 2 train_direct
+# The training dataset (config `direct.train_dataset`) goes through the usual stages
+# (synth or DICOM -> convert -> resample -> reference); its analysis volumes and reference
+# label masks train the model. The weights land in results/models/, never in resources/:
+# shipping a model is a copy by hand (resources/models/MODEL_CARD.md).
+import types
+
+
+def direct_training(kind):
+    """Input function: per-batch folders (``resampled`` or ``labels/reference``) of the
+    training dataset."""
+    pattern = "results/{ds}/work/" + kind + "/{batch}"
+    dataset = types.SimpleNamespace(ds=config["direct"]["train_dataset"])
+
+    def inputs(wildcards):
+        return per_batch(pattern)(dataset)
+
+    return inputs
+
+
+rule train_direct:
+    input:
+        images=direct_training("resampled"),
+        labels=direct_training("labels/reference"),
+    output:
+        model="results/models/direct.pt",
+        checksum="results/models/direct.pt.sha256",
+        summary="results/models/direct.json",
+    log:
+        "logs/train/direct.log",
+    benchmark:
+        "benchmarks/train/direct.tsv"
+    params:
+        epochs=config["direct"]["epochs"],
+        seed=config["direct"]["seed"],
+        reg_iterations=config["direct"]["reg_iterations"],
+        scoring=json.dumps(config.get("scoring") or {}, sort_keys=True),
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=1,
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "cacflow train-direct --images {input.images} --labels {input.labels} "
+        "--out {output.model} --epochs {params.epochs} --seed {params.seed} "
+        "--reg-iterations {params.reg_iterations} --scoring {params.scoring:q} "
+        "--device auto --threads {threads} > {log} 2>&1"
