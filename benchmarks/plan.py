@@ -3,8 +3,8 @@
 Writes a synthetic manifest (one row per series, the columns of ``cacflow discover``,
 ``files`` holding ``--files-per-series`` paths each) and a tiny annotations table into a
 temporary folder, a user config naming them (``datasets: {big: {manifest, annotations}}``,
-``run: [big]``), then times ``snakemake -n --cores 1`` on it in a child process. Nothing in
-the repository is written besides Snakemake's own ``.snakemake/`` bookkeeping.
+``run: [big]``), then times ``snakemake -n --cores 1`` on it in a child process, with the
+temporary folder as working directory: nothing is written into the repository.
 
 Target (issue 8): the DAG of 50,000 series is built in <= 60 s and <= 2 GB (peak resident
 memory of the Snakemake process). Prints the wall time, the peak memory and the job count;
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -112,10 +113,12 @@ def write_inputs(
     batch_size: int,
     methods: list[str] | None = None,
 ) -> Path:
-    """Manifest, annotations and user config in ``folder``; returns the config path.
+    """Manifest, annotations, the repository's config/ and a user config in ``folder`` (the
+    working directory of the dry run); returns the user config's path.
 
     ``methods`` None keeps the default config's methods.
     """
+    shutil.copytree(REPO / "config", folder / "config", dirs_exist_ok=True)
     manifest = folder / "manifest.parquet"
     table = synthetic_manifest(n_series, files_per_series)
     pq.write_table(table, manifest)
@@ -124,7 +127,7 @@ def write_inputs(
     annotations.write_text(f"series_uid,x,y,z,label\n{first},10.0,20.0,-30.0,LAD\n")
     config = folder / "plan.yaml"
     user = {
-        "datasets": {"big": {"manifest": str(manifest), "annotations": str(annotations)}},
+        "datasets": {"big": {"manifest": manifest.name, "annotations": annotations.name}},
         "run": ["big"],
         "batch_size": batch_size,
     }
@@ -159,12 +162,18 @@ Python: a child's ``ru_maxrss`` counts the memory of the process it was forked f
 measuring straight from this (large) process would report its size instead."""
 
 
-def dry_run(config: Path, snakemake: str, log: Path, repo: Path = REPO) -> Plan:
-    """``snakemake -n --cores 1`` in ``repo`` with ``config`` (output to ``log``), measured."""
-    cmd = [snakemake, "-n", "--cores", "1", "--nolock", "--configfile", str(config)]
+def dry_run(
+    config: Path, snakemake: str, log: Path, repo: Path = REPO, extra: tuple[str, ...] = ()
+) -> Plan:
+    """``snakemake -n --cores 1`` of ``repo``'s Snakefile in ``config``'s folder, measured.
+
+    Snakemake's output goes to ``log``; ``extra`` are further Snakemake arguments.
+    """
+    cmd = [snakemake, "-n", "--cores", "1", "--snakefile", str(repo / "Snakefile")]
+    cmd += ["--configfile", config.name, *extra]
     proc = subprocess.run(
         [sys.executable, "-c", MEASURE, str(log), *cmd],
-        cwd=repo,
+        cwd=config.parent,
         capture_output=True,
         text=True,
         check=True,
@@ -190,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         help="snakemake executable (default: the one next to this Python)",
     )
     parser.add_argument("--repo", type=Path, default=REPO, help="workflow checkout to plan")
+    parser.add_argument(
+        "--workflow-profile", type=Path, help="plan with this profile (e.g. the slurm one)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep and print the temp folder")
     args = parser.parse_args(argv)
 
@@ -200,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     t_write = time.perf_counter() - t0
     size_mb = (folder / "manifest.parquet").stat().st_size / 1e6
-    plan = dry_run(config, args.snakemake, folder / "snakemake.log", args.repo)
+    extra = ("--workflow-profile", str(args.workflow_profile)) if args.workflow_profile else ()
+    plan = dry_run(config, args.snakemake, folder / "snakemake.log", args.repo, extra)
     print(
         f"manifest: {args.n_series} series x {args.files_per_series} files, "
         f"{size_mb:.0f} MB parquet, written in {t_write:.1f} s"
@@ -213,9 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep:
         print(f"inputs kept in {folder}")
     else:
-        for p in sorted(folder.iterdir()):
-            p.unlink()
-        folder.rmdir()
+        shutil.rmtree(folder)
     return 0 if plan.wall_s <= TARGET_S and plan.peak_mb <= TARGET_MB else 1
 
 

@@ -110,9 +110,9 @@ def test_score_batch(tmp_path: Path) -> None:
     write_series(images, labels, "c", vol, lab)  # excluded: not scored
     scans = pd.DataFrame(
         {
-            "series_uid": ["a", "b", "c", "d"],  # d: ok but no image
-            "patient_id": ["p1", None, "p3", "p4"],
-            "status": ["ok", "ok", "excluded", "ok"],
+            "series_uid": ["a", "b", "c"],
+            "patient_id": ["p1", None, "p3"],
+            "status": ["ok", "ok", "excluded"],
         }
     )
     scores, lesions = score_batch(images, labels, CONV, method="m1", scans=scans)
@@ -124,6 +124,15 @@ def test_score_batch(tmp_path: Path) -> None:
     assert scores["patient_id"].tolist() == ["p1"] * 4 + [None] * 4
     assert set(scores["method"]) == {"m1"} and set(lesions["method"]) == {"m1"}
     assert lesions["series_uid"].tolist() == ["a"] * 3
+
+
+def test_score_batch_refuses_an_ok_series_without_image(tmp_path: Path) -> None:
+    images, labels = tmp_path / "img", tmp_path / "lab"
+    vol, lab = phantom()
+    write_series(images, labels, "a", vol, lab)
+    scans = pd.DataFrame({"series_uid": ["a", "d"], "patient_id": ["p", "q"], "status": "ok"})
+    with pytest.raises(FileNotFoundError, match="d.nii"):
+        score_batch(images, labels, CONV, method="m1", scans=scans)
 
 
 def test_score_batch_refuses_a_mask_on_another_grid(tmp_path: Path) -> None:

@@ -52,3 +52,23 @@ def test_read_geometry_matches_read_volume(tmp_path) -> None:
     path = tmp_path / "g.nii"
     write_volume(Volume(np.zeros((3, 4, 5), np.float32), geom), path)
     assert read_geometry(path) == read_volume(path).geometry
+
+
+def test_full_precision_spacing_survives_float32_nifti(tmp_path) -> None:
+    # 0.7 mm and 1/3 mm are not representable in float32; areas must not drift by ~1e-8.
+    geom = Geometry(
+        origin=(-174.3, -174.3, -60.123456789),
+        spacing=(0.7, 0.7, 1.0 / 3.0),
+        slice_thickness_mm=1.0,
+    )
+    assert float(np.float32(0.7)) != 0.7
+    path = tmp_path / "p.nii"
+    write_volume(Volume(np.zeros((2, 3, 4), np.int16), geom), path)
+    back = read_volume(path).geometry
+    assert back.spacing == geom.spacing
+    assert back.origin == geom.origin
+    # a sidecar that does not describe the file is not trusted: the header wins
+    side = json.loads(path.with_suffix(".json").read_text())
+    side["geometry"]["spacing"] = [2.5, 2.5, 3.0]
+    path.with_suffix(".json").write_text(json.dumps(side))
+    assert read_volume(path).geometry.spacing[0] == pytest.approx(0.7, rel=1e-6)

@@ -55,8 +55,28 @@ def test_scoring_net_shapes_and_positivity() -> None:
         s = net.scores(x)
     assert d.shape == (2, 3, 4, 6)
     assert s.shape == (2, 3)
-    assert torch.all(d > 0)
+    assert torch.all(d >= 0)
     torch.testing.assert_close(s, d.sum(dim=(2, 3)))
+
+
+def test_untrained_scoring_net_counts_agatston_weights() -> None:
+    """At the start every gain is 1 and the routing uniform over LAD, LCX, RCA and 'not
+    coronary': a cell scores sum(pixel weights) / 4 per artery; no calcium scores 0."""
+    torch.manual_seed(0)
+    net = ScoringNet().eval()
+    hu = np.full((1, 16, 16), 40.0, dtype=np.float32)
+    hu[0, 1, 1:4] = [150.0, 250.0, 450.0]  # weights 1 + 2 + 4, in cell (0, 0)
+    hu[0, 12, 12] = 129.0  # below the threshold
+    x = torch.from_numpy(
+        input_channels(hu, np.zeros((2, 16, 16), np.float32), np.zeros(1, np.float32), 130.0)
+    )
+    with torch.no_grad():
+        counts = net.band_counts(x)
+        d = net(x)
+    np.testing.assert_array_equal(counts[0, :, 0, 0].numpy(), [3, 2, 1, 1])
+    assert counts[0, :, 1, 1].sum() == 0
+    np.testing.assert_allclose(d[0, :, 0, 0].numpy(), [7 / 4] * 3, rtol=1e-6)
+    assert d[0, :, 1, 1].sum() == 0 and d[0, :, 0, 1].sum() == 0
 
 
 def test_registration_net_starts_at_the_identity() -> None:
@@ -175,7 +195,7 @@ def test_input_channels() -> None:
     x = input_channels(hu, xy, np.array([0.25], dtype=np.float32), threshold_hu=130.0)
     assert x.shape == (1, 5, 2, 2)
     np.testing.assert_allclose(x[0, 0], [[-1.0, 0.0], [0.13, 0.53]])
-    np.testing.assert_allclose(x[0, 1], [[-0.5, -0.5], [0.0, 3.0]])
+    np.testing.assert_allclose(x[0, 1], [[-0.5, -0.5], [0.0, 4.0]])
     np.testing.assert_allclose(x[0, 4], 0.25)
 
 

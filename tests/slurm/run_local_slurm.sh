@@ -4,11 +4,13 @@
 #   tests/slurm/run_local_slurm.sh [WORKDIR]
 #
 # 1. starts the local cluster (start_local_slurm.sh: installs slurm + munge when missing);
-# 2. checks that the fake GPU is schedulable (an sbatch --gpus=1 job);
-# 3. runs the workflow on a tiny synthetic cohort twice from the same config: locally
-#    (workflow/profiles/default) and through SLURM (workflow/profiles/slurm);
-# 4. checks that every results/tiny/*.parquet table is equal between the two runs and that
-#    the SLURM run used grouped jobs (fewer SLURM jobs than workflow jobs).
+# 2. checks that the fake GPU is schedulable (an srun --gpus=1 job step);
+# 3. runs the workflow on a tiny synthetic cohort (4 scans, 2 batches) twice from the same
+#    config: locally (workflow/profiles/default, in the background) and through SLURM
+#    (workflow/profiles/slurm with its sizes fitted to the node by fit_profile.py);
+# 4. checks that every results/tiny/*.parquet table is equal between the two runs (the
+#    manifest aside: it holds absolute file paths), that the SLURM run submitted the
+#    expected number of grouped jobs and that all of them COMPLETED.
 # Writes WORKDIR/summary.json (timings and job counts). Exit 0 only if everything holds.
 # Needs root or passwordless sudo (apt-get, /etc/slurm). Env: PYTHON (default .venv's),
 # CACFLOW_SLURM_KEEP=1 keeps the cluster running afterwards.
@@ -20,9 +22,16 @@ PYTHON=${PYTHON:-$REPO/.venv/bin/python}
 BIN=$(dirname "$PYTHON")
 WORK=${1:-$(mktemp -d -t cacflow-slurm-XXXXXX)}
 DATASET=tiny
-# SLURM jobs expected: synth, discover, one `series` group (both batches), one infer group,
-# one `scoring` group (4 score jobs), tables, stats, report.
+# SLURM jobs expected: synth, discover, one `series` group (convert, resample, reference of
+# both batches), one `infer-hu-threshold` group, one `scoring` group (4 score jobs), tables,
+# stats, report. Ungrouped, the same run would take 20 jobs. With the shipped weights of the
+# `direct` method present, it runs too: one more group (infer-direct, one GPU).
 EXPECTED_SLURM_JOBS=8
+METHODS="[hu-threshold]"
+if [[ -f $REPO/resources/models/direct.pt ]]; then
+    EXPECTED_SLURM_JOBS=9
+    METHODS="[hu-threshold, direct]"
+fi
 
 log() { echo "[slurm-e2e] $*" >&2; }
 now() { date +%s.%N; }
@@ -46,11 +55,13 @@ mkdir -p "$WORK"
 write_config() {  # $1: run folder
     mkdir -p "$1"
     cp -r "$REPO/config" "$1/config"
+    if [[ -d $REPO/resources ]]; then cp -r "$REPO/resources" "$1/resources"; fi
     cat >"$1/$DATASET.yaml" <<EOF
 datasets:
   $DATASET:
     synthetic: {n_scans: 4, seed: 3, matrix: 96, thicknesses_mm: [3.0]}
 run: [$DATASET]
+methods: $METHODS
 batch_size: 2
 stats: {n_boot: 20}
 EOF
@@ -63,41 +74,75 @@ snakemake() {  # $1: run folder, rest: arguments
         --configfile "$DATASET.yaml" "$@")
 }
 
-log "local run in $WORK/local"
+# The local run goes to the background while the SLURM jobs queue: same code, same inputs.
+log "local run in $WORK/local (background)"
 write_config "$WORK/local"
-t0=$(now)
-snakemake "$WORK/local" --workflow-profile "$REPO/workflow/profiles/default" --cores 2 \
-    >"$WORK/local.log" 2>&1 || { tail -n 50 "$WORK/local.log"; exit 1; }
-t_local=$(since "$t0")
+t0_local=$(now)
+(
+    snakemake "$WORK/local" --workflow-profile "$REPO/workflow/profiles/default" --cores 2 \
+        >"$WORK/local.log" 2>&1
+    since "$t0_local" >"$WORK/local.seconds"
+) &
+local_pid=$!
 
 log "SLURM run in $WORK/slurm"
 write_config "$WORK/slurm"
-jobs_before=$(squeue -h --states=all -o %i | wc -l)
+# The shipped profile with its sizes fitted to this node (cores, mem_mb; nothing else).
+node_cpus=$(scontrol show node localhost | sed -n 's/.*CPUTot=\([0-9]*\).*/\1/p')
+node_mem=$(scontrol show node localhost | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
+"$PYTHON" "$HERE/fit_profile.py" "$REPO/workflow/profiles/slurm" "$WORK/profile" \
+    --cores "$node_cpus" --mem-mb "$node_mem"
+last_id=$(squeue -h --states=all -o %i | sort -n | tail -n 1)
+new_jobs() {  # "id state" of every SLURM job submitted after last_id
+    squeue -h --states=all -o '%i %T' | awk -v last="${last_id:-0}" '$1 + 0 > last + 0'
+}
+status=0
 t0=$(now)
-# CI overrides of the profile: a 2-CPU node (group width), squeue instead of sacct (no
-# accounting database here) and fast status polling for short jobs.
-snakemake "$WORK/slurm" --workflow-profile "$REPO/workflow/profiles/slurm" \
-    --cores "$(nproc)" \
+# Test-cluster overrides: squeue instead of sacct (no accounting database here) and fast
+# status polling for short jobs.
+snakemake "$WORK/slurm" --workflow-profile "$WORK/profile" \
     --slurm-status-command squeue \
     --slurm-init-seconds-before-status-checks 1 \
     --max-status-checks-per-second 2 \
     --latency-wait 10 \
-    >"$WORK/slurm.log" 2>&1 || { tail -n 80 "$WORK/slurm.log"; exit 1; }
+    >"$WORK/slurm.log" 2>&1 || status=$?
 t_slurm=$(since "$t0")
-slurm_jobs=$(($(squeue -h --states=all -o %i | wc -l) - jobs_before))
-workflow_jobs=$(awk '/^total[[:space:]]+[0-9]+/ {n = $2} END {print n + 0}' "$WORK/slurm.log")
+local_status=0
+wait "$local_pid" || local_status=$?
+if [[ $status != 0 || $local_status != 0 ]]; then
+    [[ $status == 0 ]] || { tail -n 80 "$WORK/slurm.log"; log "SLURM run failed"; }
+    [[ $local_status == 0 ]] || { tail -n 50 "$WORK/local.log"; log "local run failed"; }
+    exit 1
+fi
+t_local=$(cat "$WORK/local.seconds")
+slurm_jobs=$(new_jobs | wc -l)
+not_completed=$(new_jobs | awk '$2 != "COMPLETED"' | wc -l)
+# Which jobs asked SLURM for a GPU: only inference groups of GPU methods may.
+gpu_jobs=0
+wrong_gpu=""
+for id in $(new_jobs | awk '{print $1}'); do
+    info=$(scontrol show job "$id")
+    if grep -Eq 'gpu[:=][1-9]' <<<"$info"; then
+        gpu_jobs=$((gpu_jobs + 1))
+        comment=$(sed -n 's/.*Comment=\([^ ]*\).*/\1/p' <<<"$info")
+        [[ $comment == rule_infer-direct* ]] || wrong_gpu+=" $id:$comment"
+    fi
+done
+workflow_jobs=$(sed -n 's/^\([0-9]*\) of \1 steps (100%) done$/\1/p' "$WORK/slurm.log" | tail -n 1)
 
 log "comparing tables"
+tables_equal=true
 "$PYTHON" "$HERE/compare_tables.py" "$WORK/local/results/$DATASET" \
-    "$WORK/slurm/results/$DATASET" | tee "$WORK/compare.txt"
-status=${PIPESTATUS[0]}
+    "$WORK/slurm/results/$DATASET" --exclude manifest >"$WORK/compare.txt" ||
+    { tables_equal=false; status=1; }
+cat "$WORK/compare.txt"
 
-failed_states=$(squeue -h --states=all -o '%i %T' | awk '$2 != "COMPLETED"' | wc -l)
 cat >"$WORK/summary.json" <<EOF
-{"cluster_start_s": $t_cluster, "local_run_s": $t_local,
- "slurm_run_s": $t_slurm, "slurm_jobs": $slurm_jobs, "workflow_jobs": $workflow_jobs,
- "expected_slurm_jobs": $EXPECTED_SLURM_JOBS, "not_completed": $failed_states,
- "tables_equal": $([[ $status == 0 ]] && echo true || echo false)}
+{"cluster_start_s": $t_cluster, "local_run_s": $t_local, "slurm_run_s": $t_slurm,
+ "slurm_jobs": $slurm_jobs, "workflow_jobs": ${workflow_jobs:-0},
+ "expected_slurm_jobs": $EXPECTED_SLURM_JOBS, "not_completed": $not_completed,
+ "gpu_jobs": $gpu_jobs, "methods": "$METHODS",
+ "tables_equal": $tables_equal}
 EOF
 cat "$WORK/summary.json"
 
@@ -105,9 +150,17 @@ if [[ $slurm_jobs -ne $EXPECTED_SLURM_JOBS ]]; then
     log "expected $EXPECTED_SLURM_JOBS SLURM jobs (grouped), got $slurm_jobs"
     status=1
 fi
-if [[ $failed_states -ne 0 ]]; then
+if [[ -n $wrong_gpu ]]; then
+    log "jobs that requested a GPU without running a GPU method:$wrong_gpu"
+    status=1
+fi
+if [[ $METHODS == *direct* && $gpu_jobs -eq 0 ]]; then
+    log "the direct method ran, but no SLURM job requested a GPU"
+    status=1
+fi
+if [[ $not_completed -ne 0 ]]; then
     log "SLURM jobs not COMPLETED:"
-    squeue -h --states=all -o '%i %T %j' | awk '$2 != "COMPLETED"' >&2
+    new_jobs | awk '$2 != "COMPLETED"' >&2
     status=1
 fi
 log "done in $(since "$t_start") s (status $status)"

@@ -87,7 +87,7 @@ def _convert(a: argparse.Namespace) -> None:
 
     from cacflow.dicom.convert import SCANS_FILE, SCANS_SCHEMA, QcConfig, convert_batch, convert_dir
     from cacflow.dicom.discover import assign_batches
-    from cacflow.provenance import provenance, write_table
+    from cacflow.provenance import atomic_dir, provenance, write_table
     from cacflow.tables import read_table
 
     qc = QcConfig.from_config(a.qc)
@@ -102,11 +102,10 @@ def _convert(a: argparse.Namespace) -> None:
         rows = manifest[manifest["batch"] == a.batch]
         if rows.empty:
             raise ValueError(f"{a.manifest}: no series in batch {a.batch}")
-        out = a.paths[0]
-        out.mkdir(parents=True, exist_ok=True)
-        scans = convert_batch(rows, out, qc, workers=a.workers)
-        meta = provenance(conventions={"qc": asdict(qc)})
-        write_table(scans, out / SCANS_FILE, meta, schema=SCANS_SCHEMA)
+        with atomic_dir(a.paths[0]) as out:
+            scans = convert_batch(rows, out, qc, workers=a.workers)
+            meta = provenance(conventions={"qc": asdict(qc)})
+            write_table(scans, out / SCANS_FILE, meta, schema=SCANS_SCHEMA)
     n_ok = int((scans["status"] == "ok").sum())
     print(f"convert: {n_ok} of {len(scans)} series converted", flush=True)
 
@@ -124,10 +123,12 @@ def _resample_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _resample(a: argparse.Namespace) -> None:
+    from cacflow.provenance import atomic_dir
     from cacflow.resample import resample_dir
 
     thickness = None if a.native else a.thickness
-    n = resample_dir(_existing_dir(a.in_dir), a.out_dir, thickness, a.increment)
+    with atomic_dir(a.out_dir) as out:
+        n = resample_dir(_existing_dir(a.in_dir), out, thickness, a.increment)
     print(f"resample: {n} volumes", flush=True)
 
 
@@ -143,8 +144,10 @@ def _reference_parser(sub: argparse._SubParsersAction) -> None:
 
 def _reference(a: argparse.Namespace) -> None:
     from cacflow.pipeline import reference_batch
+    from cacflow.provenance import atomic_dir
 
-    n = reference_batch(_existing_dir(a.images), a.annotations, a.out_dir, a.scoring)
+    with atomic_dir(a.out_dir) as out:
+        n = reference_batch(_existing_dir(a.images), a.annotations, out, a.scoring)
     print(f"reference: {n} series", flush=True)
 
 
@@ -162,10 +165,11 @@ def _infer_parser(sub: argparse._SubParsersAction) -> None:
 
 def _infer(a: argparse.Namespace) -> None:
     from cacflow.pipeline import run_method
+    from cacflow.provenance import atomic_dir
 
-    n = run_method(
-        a.method, _existing_dir(a.images), a.out_dir, a.scoring, model=a.model, device=a.device
-    )
+    images = _existing_dir(a.images)
+    with atomic_dir(a.out_dir) as out:
+        n = run_method(a.method, images, out, a.scoring, model=a.model, device=a.device)
     print(f"infer {a.method}: {n} series", flush=True)
 
 

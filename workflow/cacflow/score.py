@@ -85,8 +85,9 @@ def score_batch(
         uid = str(row.series_uid)
         image_path = Path(images_dir) / f"{uid}.nii"
         if not image_path.exists():
-            log.warning("%s: no image in %s, not scored", uid, images_dir)
-            continue
+            # an ok series always has its analysis image: a missing one means an earlier
+            # step did not finish, and scoring on would silently drop the series
+            raise FileNotFoundError(f"{image_path}: analysis image of an ok series is missing")
         vol = read_volume(image_path)
         label_path = Path(labels_dir) / f"{uid}.nii"
         if label_path.exists():

@@ -95,13 +95,34 @@ def write_volume(vol: Volume, path: str | os.PathLike) -> None:
         tmp.write_text(json.dumps(side, indent=1, sort_keys=True, default=str))
 
 
+NIFTI_FLOAT32_RTOL = 1e-6
+"""NIfTI stores spacing and origin as float32; the sidecar keeps them at full precision."""
+
+
 def _geometry(img: sitk.Image | sitk.ImageFileReader, side: dict[str, Any]) -> Geometry:
-    spacing = tuple(img.GetSpacing())
+    """Geometry from the NIfTI header, refined by the sidecar's full-precision values.
+
+    NIfTI's float32 fields would shift areas by ~1e-8 relative; the sidecar written with the
+    volume holds the exact float64 values. A sidecar that disagrees with the header beyond
+    float32 precision is ignored (it does not describe this file).
+    """
+    header = {
+        "origin": tuple(img.GetOrigin()),
+        "spacing": tuple(img.GetSpacing()),
+        "direction": tuple(img.GetDirection()),
+    }
+    exact = {}
+    for key, value in header.items():
+        candidate = side.get(key)
+        if candidate is not None and np.allclose(
+            candidate, value, rtol=NIFTI_FLOAT32_RTOL, atol=NIFTI_FLOAT32_RTOL
+        ):
+            exact[key] = tuple(float(v) for v in candidate)
+        else:
+            exact[key] = value
     return Geometry(
-        origin=tuple(img.GetOrigin()),
-        spacing=spacing,
-        direction=tuple(img.GetDirection()),
-        slice_thickness_mm=float(side.get("slice_thickness_mm", spacing[2])),
+        **exact,
+        slice_thickness_mm=float(side.get("slice_thickness_mm", exact["spacing"][2])),
     )
 
 

@@ -13,7 +13,7 @@ the atlas coordinates of every pixel (normalised to the box) and of the slice.
 Input channels (float32), per pixel of a window (see :func:`input_channels`):
 
 0. anatomy: ``clip(HU, -1000, 1000) / 1000``;
-1. calcium: ``clip((HU - threshold_hu) / 100, -0.5, 3)`` (>= 0 exactly on calcium);
+1. calcium: ``clip((HU - threshold_hu) / 100, -0.5, 10)`` (>= 0 exactly on calcium);
 2. atlas x, 3. atlas y of the pixel, 4. atlas z of the slice, each
    ``(coordinate - box centre) / box half size``.
 
@@ -35,7 +35,7 @@ CROP_MULTIPLE = 8
 N_CHANNELS = 5
 ANATOMY_HU = (-1000.0, 1000.0)
 CALCIUM_SCALE_HU = 100.0
-CALCIUM_CLIP = (-0.5, 3.0)
+CALCIUM_CLIP = (-0.5, 10.0)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,91 @@
+"""Benchmark: direct-method inference per chest CT (issue 7).
+
+Generates a few synthetic scans (``cacflow.synth``, seed 4242), converts them to analysis
+volumes (3 mm slices every 1.5 mm) and times the shipped model on them: registration +
+slice selection + scoring network (reading the NIfTI is timed apart). CPU target: <= 1 s
+per scan on one core (``--threads 1``, the default). On a GPU (``--device cuda``) it
+reports scans per second, volumes already in memory, after a warm-up.
+
+    .venv/bin/python benchmarks/infer.py [--n-scans 6] [--threads 1] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from cacflow.methods.direct.infer import DirectModel, predict_volume
+from cacflow.methods.direct.runtime import configure, resolve_device
+from cacflow.volume import Volume, list_volumes, read_volume
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = REPO / "resources" / "models" / "direct.pt"
+TARGET_CPU_S = 1.0
+SEED = 4242
+
+
+def analysis_volumes(work: Path, n_scans: int) -> list[Path]:
+    """Synthetic cohort -> converted -> resampled to 3 mm / 1.5 mm; the volume paths."""
+    from cacflow.dicom.convert import QcConfig, convert_dir
+    from cacflow.resample import resample_dir
+    from cacflow.synth import generate_cohort
+
+    generate_cohort(work / "cohort", n_scans, SEED)
+    convert_dir(work / "cohort" / "dicom", work / "native", QcConfig(), workers=1)
+    resample_dir(work / "native", work / "resampled", 3.0, 1.5)
+    return list_volumes(work / "resampled")
+
+
+def time_inference(
+    vols: list[Volume], model: Path, device: str, threads: int, repeats: int = 1
+) -> list[float]:
+    """Seconds per scan of registration + prediction (after one warm-up scan)."""
+    dev = resolve_device(device)
+    configure(0, threads, dev)
+    net = DirectModel.load(model, device)
+    predict_volume(net, vols[0])
+    if dev.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        for v in vols:
+            t0 = time.perf_counter()
+            predict_volume(net, v)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-scans", type=int, default=6)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--model", type=Path, default=MODEL)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = analysis_volumes(Path(tmp), a.n_scans)
+        t0 = time.perf_counter()
+        vols = [read_volume(p) for p in paths]
+        read_s = (time.perf_counter() - t0) / len(paths)
+    times = time_inference(vols, a.model, a.device, a.threads)
+    slices = statistics.median(v.array.shape[0] for v in vols)
+    med = statistics.median(times)
+    print(
+        f"direct inference on {a.device} ({a.threads} thread(s)): {len(vols)} scans of "
+        f"~{slices:.0f} slices, median {med:.3f} s/scan (max {max(times):.3f}), "
+        f"{1.0 / statistics.mean(times):.1f} scans/s; reading a volume {read_s:.3f} s"
+    )
+    if a.device == "cpu" and a.threads == 1:
+        verdict = "met" if med + read_s <= TARGET_CPU_S else "MISSED"
+        print(f"target <= {TARGET_CPU_S} s per scan incl. reading on one core: {verdict}")
+
+
+if __name__ == "__main__":
+    main()
