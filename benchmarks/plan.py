@@ -112,13 +112,14 @@ def write_inputs(
     files_per_series: int,
     batch_size: int,
     methods: list[str] | None = None,
+    repo: Path = REPO,
 ) -> Path:
     """Manifest, annotations, the repository's config/ and a user config in ``folder`` (the
     working directory of the dry run); returns the user config's path.
 
     ``methods`` None keeps the default config's methods.
     """
-    shutil.copytree(REPO / "config", folder / "config", dirs_exist_ok=True)
+    shutil.copytree(repo / "config", folder / "config", dirs_exist_ok=True)
     manifest = folder / "manifest.parquet"
     table = synthetic_manifest(n_series, files_per_series)
     pq.write_table(table, manifest)
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="cacflow-plan-"))
     t0 = time.perf_counter()
     config = write_inputs(
-        folder, args.n_series, args.files_per_series, args.batch_size, args.methods
+        folder, args.n_series, args.files_per_series, args.batch_size, args.methods, args.repo
     )
     t_write = time.perf_counter() - t0
     size_mb = (folder / "manifest.parquet").stat().st_size / 1e6

@@ -5,9 +5,9 @@
 #
 # 1. starts the local cluster (start_local_slurm.sh: installs slurm + munge when missing);
 # 2. checks that the fake GPU is schedulable (an srun --gpus=1 job step);
-# 3. runs the workflow on a tiny synthetic cohort (4 scans, 2 batches) twice from the same
-#    config: locally (workflow/profiles/default, in the background) and through SLURM
-#    (workflow/profiles/slurm with its sizes fitted to the node by fit_profile.py);
+# 3. makes a tiny synthetic cohort (4 scans, 2 batches) and runs the workflow on it twice from
+#    the same config: locally (workflow/profiles/default, in the background) and through
+#    SLURM (workflow/profiles/slurm with its sizes fitted to the node by fit_profile.py);
 # 4. checks that every results/tiny/*.parquet table is equal between the two runs (the
 #    manifest aside: it holds absolute file paths), that the SLURM run submitted the
 #    expected number of grouped jobs and that all of them COMPLETED.
@@ -22,14 +22,14 @@ PYTHON=${PYTHON:-$REPO/.venv/bin/python}
 BIN=$(dirname "$PYTHON")
 WORK=${1:-$(mktemp -d -t cacflow-slurm-XXXXXX)}
 DATASET=tiny
-# SLURM jobs expected: synth, discover, one `series` group (convert, resample, reference of
-# both batches), one `infer-hu-threshold` group, one `scoring` group (4 score jobs), tables,
-# stats, report. Ungrouped, the same run would take 20 jobs. With the shipped weights of the
-# `direct` method present, it runs too: one more group (infer-direct, one GPU).
-EXPECTED_SLURM_JOBS=8
+# SLURM jobs expected: discover, one `series` group (convert, resample, reference of both
+# batches), one `infer-hu-threshold` group, one `scoring` group (4 score jobs), one `dataset`
+# group (tables, stats, report); 16 jobs ungrouped. With the shipped weights of the `direct`
+# method present, it runs too: one more group (infer-direct, one GPU).
+EXPECTED_SLURM_JOBS=5
 METHODS="[hu-threshold]"
 if [[ -f $REPO/resources/models/direct.pt ]]; then
-    EXPECTED_SLURM_JOBS=9
+    EXPECTED_SLURM_JOBS=6
     METHODS="[hu-threshold, direct]"
 fi
 
@@ -67,17 +67,25 @@ stats: {n_boot: 20}
 EOF
 }
 
-snakemake() {  # $1: run folder, rest: arguments
+snakemake() {  # $1: run folder, rest: arguments (targets first)
     local dir=$1
     shift
-    (cd "$dir" && PATH="$BIN:$PATH" "$BIN/snakemake" --snakefile "$REPO/Snakefile" \
-        --configfile "$DATASET.yaml" "$@")
+    (cd "$dir" && PATH="$BIN:$PATH" "$BIN/snakemake" "$@" --snakefile "$REPO/Snakefile" \
+        --configfile "$DATASET.yaml")
 }
+
+# The synthetic cohort is made once, locally, and copied: both runs read the same DICOM files
+# (synth is not a cluster stage; it makes the demo's input).
+log "synthetic cohort in $WORK/local/data"
+write_config "$WORK/local"
+write_config "$WORK/slurm"
+t0_local=$(now)
+snakemake "$WORK/local" "data/$DATASET/dicom" --cores 1 >"$WORK/synth.log" 2>&1 ||
+    { tail -n 30 "$WORK/synth.log"; exit 1; }
+cp -a "$WORK/local/data" "$WORK/slurm/data"
 
 # The local run goes to the background while the SLURM jobs queue: same code, same inputs.
 log "local run in $WORK/local (background)"
-write_config "$WORK/local"
-t0_local=$(now)
 (
     snakemake "$WORK/local" --workflow-profile "$REPO/workflow/profiles/default" --cores 2 \
         >"$WORK/local.log" 2>&1
@@ -86,7 +94,6 @@ t0_local=$(now)
 local_pid=$!
 
 log "SLURM run in $WORK/slurm"
-write_config "$WORK/slurm"
 # The shipped profile with its sizes fitted to this node (cores, mem_mb; nothing else).
 node_cpus=$(scontrol show node localhost | sed -n 's/.*CPUTot=\([0-9]*\).*/\1/p')
 node_mem=$(scontrol show node localhost | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
@@ -102,7 +109,7 @@ t0=$(now)
 # status polling for short jobs.
 snakemake "$WORK/slurm" --workflow-profile "$WORK/profile" \
     --slurm-status-command squeue \
-    --slurm-init-seconds-before-status-checks 1 \
+    --slurm-init-seconds-before-status-checks 2 \
     --max-status-checks-per-second 2 \
     --latency-wait 10 \
     >"$WORK/slurm.log" 2>&1 || status=$?

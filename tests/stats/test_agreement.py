@@ -14,14 +14,11 @@ from scipy import stats as sps
 from cacflow.conventions import DEFAULT_SCHEMES, Closure, Scheme
 from cacflow.stats import agreement_table, icc_a1, scores_from_confusion
 from cacflow.stats.agreement import bland_altman, pearson, spearman
+from published import DEVOS_TABLE_III_CARDIAC, DEVOS_TABLE_III_CHEST
 
 # seed 000 (de Vos et al. 2019) Table III: rows reference, columns predicted, scheme A
-CARDIAC = np.array(
-    [[259, 0, 1, 0, 0], [9, 36, 4, 0, 0], [2, 3, 82, 2, 0], [0, 1, 2, 65, 2], [0, 0, 0, 11, 51]]
-)
-CHEST = np.array(
-    [[118, 6, 4, 0, 0], [8, 29, 5, 0, 0], [3, 8, 85, 3, 0], [1, 1, 7, 99, 4], [0, 0, 0, 3, 122]]
-)
+CARDIAC = DEVOS_TABLE_III_CARDIAC
+CHEST = DEVOS_TABLE_III_CHEST
 
 
 def long_scores(ref: np.ndarray, met: np.ndarray, artery: str = "total") -> pd.DataFrame:

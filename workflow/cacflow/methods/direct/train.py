@@ -15,11 +15,13 @@ Three steps, all from the training set alone:
 3. **Scoring network**: slices in the box's z range, windows of native pixels around it,
    randomly shifted by up to :data:`JITTER_PX` pixels (the target follows the window
    exactly, :mod:`.targets`); loss ``|ln(1 + y_hat) - ln(1 + y)|`` per artery (the paper's)
-   plus the same error summed over the 8 x 8-pixel cells of the network's density map
-   against the cells' reference pseudo-Agatston scores (weight :data:`CELL_LOSS_WEIGHT`):
-   slice sums alone did not teach the network which bright pixels are coronary within
-   the minutes of CPU training available (it learnt to predict 0 everywhere); inference
-   uses slice sums only, so the method stays direct regression; the first
+   plus auxiliary losses on the 8 x 8-pixel cells of the density map (weight
+   :data:`CELL_LOSS_WEIGHT`, :func:`cell_losses`): the cell's calcium amount against its
+   reference pseudo-Agatston score and a cross-entropy of its routing to LAD / LCX / RCA /
+   not coronary. Slice sums alone did not teach the network which bright pixels are
+   coronary within the minutes of CPU training available (the gates saturated at "not
+   coronary" and every prediction went to 0). Inference uses slice sums only, so the
+   method stays a direct regression without segmentation; the first
    :data:`BALANCED_FRACTION` of the iterations draw half of each mini-batch from slices
    with calcium and half from slices without, then slices are drawn uniformly (paper,
    section V-B); the learning rate drops to a tenth for the last :data:`LR_DROP_FRACTION`.
@@ -274,18 +276,27 @@ def _batch(
     return x, torch.from_numpy(np.stack(ys))
 
 
-def cell_loss(density: torch.Tensor, target: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """Auxiliary loss on cells: mean |ln(1 + d) - ln(1 + t)| over the cells holding reference
-    calcium plus the same mean over the cells holding other pixels above the threshold
-    (bone, aortic or unannotated calcium, noise), so that the few calcified cells weigh as
-    much as the many bright non-coronary ones. Cells without such pixels score 0 anyway."""
-    err = (torch.log1p(density) - torch.log1p(target)).abs().sum(dim=1)
-    positive = target.sum(dim=1) > 0
-    bright = (counts.sum(dim=1) > 0) & ~positive
-    out = density.new_zeros(())
-    for mask in (positive, bright):
-        if bool(mask.any()):
-            out = out + err[mask].mean()
+def cell_losses(
+    amount: torch.Tensor, route: torch.Tensor, target: torch.Tensor, counts: torch.Tensor
+) -> torch.Tensor:
+    """Auxiliary losses on the 8 x 8-pixel cells (see the module docstring).
+
+    ``amount`` (N, 1, h, w), ``route`` (N, 4, h, w) probabilities (LAD, LCX, RCA, none),
+    ``target`` (N, 3, h, w) reference pseudo-Agatston per cell, ``counts`` band counts.
+    Returns the mean |ln(1 + amount) - ln(1 + target total)| over cells with reference
+    calcium plus the cross-entropy of the routing over every cell holding a pixel above
+    the threshold (class: the cell's main artery, or 'none' without reference calcium).
+    """
+    total = target.sum(dim=1)
+    positive = total > 0
+    bright = counts.sum(dim=1) > 0
+    out = amount.new_zeros(())
+    if bool(positive.any()):
+        out = out + (torch.log1p(amount[:, 0]) - torch.log1p(total)).abs()[positive].mean()
+    if bool(bright.any()):
+        cls = torch.where(positive, target.argmax(dim=1), torch.full_like(total, 3).long())
+        logp = torch.log(route.clamp_min(1e-8)).permute(0, 2, 3, 1)[bright]
+        out = out + torch.nn.functional.nll_loss(logp, cls[bright])
     return out
 
 
@@ -327,9 +338,12 @@ def train_scoring(
             pick = rng.choice(len(index), s.batch_slices)
         offsets = rng.integers(0, 2 * JITTER_PX + 1, size=(s.batch_slices, 2))
         x, y_cells = _batch(scans, index[pick], offsets, (hin, win), conv.threshold_hu)
-        density, y_cells = net(x.to(device)), y_cells.to(device)
+        x, y_cells = x.to(device), y_cells.to(device)
+        amount, route = net.parts(x)
+        density = amount * route[:, : y_cells.shape[1]]
         loss = log_score_loss(density.sum(dim=(2, 3)), y_cells.sum(dim=(2, 3)))
-        loss = loss + CELL_LOSS_WEIGHT * cell_loss(density, y_cells, net.band_counts(x))
+        aux = cell_losses(amount, route, y_cells, net.band_counts(x))
+        loss = loss + CELL_LOSS_WEIGHT * aux
         opt.zero_grad()
         loss.backward()
         opt.step()
