@@ -36,6 +36,7 @@ def test_default_config_is_valid(default_config: dict) -> None:
             "'datasets.x.dicom_dir'",
         ),
         (lambda c: c["schemes"].update(D={"edges": [1]}), "'schemes.D'"),
+        (lambda c: c["direct"].update(weights="missing.pt"), "'direct.weights'"),
         (lambda c: c["datasets"]["demo"]["resample"].update(thickness_mm=-1), "thickness_mm"),
     ],
 )
@@ -53,7 +54,7 @@ def test_dataset_settings_synthetic_paths(default_config: dict) -> None:
     s = dataset_settings(default_config, "demo")
     assert s["dicom_dir"] == "data/demo/dicom"
     assert s["annotations"] == "data/demo/annotations.csv"
-    assert s["sources"] == ["reference", "hu-threshold"]
+    assert s["sources"] == ["reference", "hu-threshold", "direct"]
     assert s["has_dicom"] and s["has_reference"]
     changed = copy.deepcopy(default_config)
     changed["scoring"]["threshold_hu"] = 100

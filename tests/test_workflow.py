@@ -106,10 +106,10 @@ def test_end_to_end_reference_equals_truth(tiny_run: Path) -> None:
     assert scans["series_uid"].is_unique
     assert (scans["status"] == "ok").all(), scans[["series_uid", "status", "reason"]]
     scores = pd.read_parquet(res / "scores.parquet")
-    assert set(scores["method"]) == {"reference", "hu-threshold"}
+    assert set(scores["method"]) == {"reference", "hu-threshold", "direct"}
     # four rows per ok series and source; total = LAD + LCX + RCA
     counts = scores.groupby(["method", "series_uid"]).size()
-    assert (counts == 4).all() and len(counts) == 2 * len(scans)
+    assert (counts == 4).all() and len(counts) == 3 * len(scans)
     wide = scores.pivot_table(index=["method", "series_uid"], columns="artery", values="agatston")
     np.testing.assert_allclose(wide["total"], wide[["LAD", "LCX", "RCA"]].sum(axis=1))
 

@@ -257,3 +257,20 @@ def test_weights_are_loaded_with_weights_only(tmp_path: Path) -> None:
     Path(f"{path}.sha256").write_text(f"{sha256_of(path)}  evil.pt\n")
     with pytest.raises(pickle.UnpicklingError):
         load_checkpoint(path)
+
+
+def test_cell_losses_hand_computed() -> None:
+    """Two cells: one with 3 (pixels x weight) of RCA calcium, one bright but not coronary;
+    a third without bright pixels is ignored."""
+    from cacflow.methods.direct.train import cell_losses
+
+    amount = torch.tensor([[[[math.e - 1.0, 5.0, 9.0]]]])  # (1, 1, 1, 3)
+    route = torch.tensor([[0.1, 0.1, 0.5, 0.3], [0.2, 0.2, 0.2, 0.4], [0.25] * 4]).T
+    route = route.reshape(1, 4, 1, 3)
+    target = torch.zeros(1, 3, 1, 3)
+    target[0, 2, 0, 0] = 3.0
+    counts = torch.tensor([[[[2.0, 7.0, 0.0]]]]).expand(1, 4, 1, 3)
+    amount_err = abs(1.0 - math.log(4.0))
+    ce = -(math.log(0.5) + math.log(0.4)) / 2.0
+    got = cell_losses(amount, route, target, counts).item()
+    assert got == pytest.approx(amount_err + ce, rel=1e-5)

@@ -2,8 +2,9 @@
 
 Usage: python tests/slurm/fit_profile.py SOURCE_DIR DEST_DIR --cores N --mem-mb M
 
-Only sizes change: ``cores`` (the width of a SLURM job) becomes N, and every ``mem_mb``
-(default and per rule) is capped at M // 2 so that two jobs fit side by side on the node.
+Only sizes change: ``cores`` (the width of a SLURM job) becomes N, every ``cpus_per_task`` is
+capped at N (as Snakemake caps threads at ``cores``) and every ``mem_mb`` (default and per
+rule) at M // 2, so that two jobs fit side by side on the node.
 Everything else (executor, groups, group components, threads, runtimes, polling) is kept,
 so a run with the copy exercises the shipped profile's structure.
 """
@@ -22,16 +23,16 @@ JOBS_PER_NODE = 2
 
 
 def fit_profile(profile: dict[str, Any], cores: int, mem_mb: int) -> dict[str, Any]:
-    """A copy of ``profile`` with ``cores`` = ``cores`` and every mem_mb <= mem_mb // 2."""
+    """A copy of ``profile`` with ``cores`` = ``cores``, every cpus_per_task <= ``cores`` and
+    every mem_mb <= ``mem_mb`` // 2."""
     cap = mem_mb // JOBS_PER_NODE
     out = yaml.safe_load(yaml.safe_dump(profile))  # deep copy of plain YAML data
     out["cores"] = cores
-    default = out.get("default-resources", {})
-    if "mem_mb" in default:
-        default["mem_mb"] = min(int(default["mem_mb"]), cap)
-    for resources in out.get("set-resources", {}).values():
+    for resources in [out.get("default-resources", {}), *out.get("set-resources", {}).values()]:
         if "mem_mb" in resources:
             resources["mem_mb"] = min(int(resources["mem_mb"]), cap)
+        if isinstance(resources.get("cpus_per_task"), int):
+            resources["cpus_per_task"] = min(resources["cpus_per_task"], cores)
     return out
 
 

@@ -23,13 +23,13 @@ BIN=$(dirname "$PYTHON")
 WORK=${1:-$(mktemp -d -t cacflow-slurm-XXXXXX)}
 DATASET=tiny
 # SLURM jobs expected: discover, one `series` group (convert, resample, reference of both
-# batches), one `infer-hu-threshold` group, one `scoring` group (4 score jobs), one `dataset`
-# group (tables, stats, report); 16 jobs ungrouped. With the shipped weights of the `direct`
-# method present, it runs too: one more group (infer-direct, one GPU).
-EXPECTED_SLURM_JOBS=5
+# batches), one `infer-hu-threshold` group, one `scoring` group (4 score jobs), tables, one
+# `dataset` group (stats, report); 16 jobs ungrouped. With the shipped weights of the
+# `direct` method present, it runs too: one more group (infer-direct, one GPU).
+EXPECTED_SLURM_JOBS=6
 METHODS="[hu-threshold]"
 if [[ -f $REPO/resources/models/direct.pt ]]; then
-    EXPECTED_SLURM_JOBS=6
+    EXPECTED_SLURM_JOBS=7
     METHODS="[hu-threshold, direct]"
 fi
 
@@ -37,11 +37,21 @@ log() { echo "[slurm-e2e] $*" >&2; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}'; }
 
+# One check at a time on this machine: a second invocation waits here.
+LOCK=${TMPDIR:-/tmp}/cacflow-slurm-e2e.lock
+exec 9>"$LOCK"
+if ! flock -n 9; then
+    log "another run holds $LOCK; waiting"
+    flock 9
+fi
+
 t_start=$(now)
+was_running=false
+if scontrol ping 2>/dev/null | grep -q UP; then was_running=true; fi
 "$HERE/start_local_slurm.sh"
 t_cluster=$(since "$t_start")
-stop_cluster() {
-    if [[ ${CACFLOW_SLURM_KEEP:-0} != 1 ]]; then
+stop_cluster() {  # only a cluster this run started, and not with CACFLOW_SLURM_KEEP=1
+    if [[ $was_running == false && ${CACFLOW_SLURM_KEEP:-0} != 1 ]]; then
         "$HERE/stop_local_slurm.sh" || true
     fi
 }
@@ -99,9 +109,11 @@ node_cpus=$(scontrol show node localhost | sed -n 's/.*CPUTot=\([0-9]*\).*/\1/p'
 node_mem=$(scontrol show node localhost | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
 "$PYTHON" "$HERE/fit_profile.py" "$REPO/workflow/profiles/slurm" "$WORK/profile" \
     --cores "$node_cpus" --mem-mb "$node_mem"
-last_id=$(squeue -h --states=all -o %i | sort -n | tail -n 1)
-new_jobs() {  # "id state" of every SLURM job submitted after last_id
-    squeue -h --states=all -o '%i %T' | awk -v last="${last_id:-0}" '$1 + 0 > last + 0'
+new_jobs() {  # "id state" of every SLURM job of this Snakemake run (named by its run ID)
+    local run_id
+    run_id=$(sed -n 's/^SLURM run ID: \(.*\)$/\1/p' "$WORK/slurm.log" | head -n 1)
+    [[ -n $run_id ]] || return 0
+    squeue -h --states=all --name "$run_id" -o '%i %T'
 }
 status=0
 t0=$(now)

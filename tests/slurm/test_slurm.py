@@ -2,8 +2,8 @@
 
 The end-to-end test (tests/slurm/run_local_slurm.sh: installs and starts a one-node SLURM
 cluster, runs a tiny cohort locally and through SLURM, compares the tables) runs only when
-CACFLOW_SLURM_TEST=1 (CI sets it) or when a local test cluster made by
-tests/slurm/start_local_slurm.sh is configured on this machine.
+CACFLOW_SLURM_TEST=1 (CI sets it): it needs root or sudo, writes /etc/slurm and takes a few
+minutes, so it never starts by itself on a developer machine.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ table_differences = _script("compare_tables").table_differences
 fit_profile = _script("fit_profile").fit_profile
 PLUGIN = "snakemake-executor-plugin-slurm"
 PLUGIN_VERSION = "2.8.0"
-LOCAL_CLUSTER_MARKER = "# cacflow local test cluster"
 
 
 def _profile() -> dict:
@@ -61,17 +60,19 @@ def test_plugin_is_pinned_and_installed() -> None:
 
 def test_profile_names_real_rules_and_groups() -> None:
     profile = _profile()
-    rules = _rule_names()
+    rules = _rule_names() - {"all"}
     assert profile["executor"] == "slurm"
-    for key in ("set-threads", "set-resources", "groups"):
-        unknown = set(profile[key]) - rules
-        assert not unknown, f"{key} names rules the workflow lacks: {unknown}"
-    # every per-series rule is grouped, and each group has a component count
-    assert {"convert", "resample", "reference", "infer", "score"} <= set(profile["groups"])
-    assert set(profile["group-components"]) == set(profile["groups"].values())
+    # every rule has its threads and resources here, with --cpus-per-task = threads
+    assert set(profile["set-threads"]) == rules
+    assert set(profile["set-resources"]) == rules
     for name, res in profile["set-resources"].items():
         assert res["mem_mb"] > 0 and res["runtime"] > 0, name
-    assert profile["default-resources"]["cpus_per_task"] == "threads"
+        assert res["cpus_per_task"] == profile["set-threads"][name], name
+    assert profile["set-threads"]["infer"] == profile["cores"]  # one inference per group job
+    unknown = set(profile["groups"]) - rules
+    assert not unknown, f"groups name rules the workflow lacks: {unknown}"
+    assert {"convert", "resample", "reference", "infer", "score"} <= set(profile["groups"])
+    assert set(profile["group-components"]) == set(profile["groups"].values())
     assert profile["rerun-incomplete"] is True and profile["latency-wait"] >= 30
 
 
@@ -87,7 +88,7 @@ def test_group_components_give_a_few_hundred_jobs_at_50k() -> None:
         -(-n_batches // comps["series"])
         + per_method * -(-n_batches // comps["infer-{method}"])
         + -(-(n_batches * (1 + per_method)) // comps["scoring"])
-        + 1  # the dataset group: tables, stats, report
+        + 2  # tables, and the dataset group (stats, report)
     )
     ungrouped = n_batches * (3 + per_method + 1 + per_method) + 3
     assert 100 <= n_jobs <= 500 < ungrouped
@@ -97,16 +98,17 @@ def test_fit_profile_changes_sizes_only() -> None:
     profile = _profile()
     fitted = fit_profile(profile, cores=2, mem_mb=8000)
     assert fitted["cores"] == 2
-    mems = [r["mem_mb"] for r in fitted["set-resources"].values()]
-    assert max(mems) <= 4000 and fitted["default-resources"]["mem_mb"] <= 4000
-    assert any(r["mem_mb"] > 4000 for r in profile["set-resources"].values())  # it did cap
+    resources = fitted["set-resources"].values()
+    assert max(r["mem_mb"] for r in resources) == 4000
+    assert max(r["cpus_per_task"] for r in resources) == 2
+    assert fitted["set-resources"]["score"] == profile["set-resources"]["score"]  # fits already
 
     def strip(p: dict) -> dict:
         p = yaml.safe_load(yaml.safe_dump(p))
         p.pop("cores")
-        p["default-resources"].pop("mem_mb")
         for r in p["set-resources"].values():
             r.pop("mem_mb")
+            r.pop("cpus_per_task")
         return p
 
     assert strip(fitted) == strip(profile)
@@ -142,8 +144,17 @@ def test_compare_folders(tmp_path: Path) -> None:
     ]
 
 
+def _job_resources(out: str, rule: str, wildcards: str) -> dict[str, str]:
+    """Resources of the job of ``rule`` with ``wildcards`` in a dry run's log."""
+    pattern = rf"rule {rule}:\n(?:\s+\w+: .*\n)*?\s+wildcards: {re.escape(wildcards)}\n"
+    match = re.search(pattern + r"(?:\s+\w+: .*\n)*?\s+resources: (.*)", out)
+    assert match, f"no {rule} job with {wildcards}"
+    return dict(kv.split("=", 1) for kv in match.group(1).split(", "))
+
+
 def test_dry_run_with_slurm_profile(tmp_path: Path) -> None:
-    """The workflow plans with the profile: per-rule resources, cpus_per_task = threads."""
+    """The workflow plans with the profile: per-rule resources, cpus_per_task = threads, and
+    one GPU for the inference of a GPU method only (`direct`, with the shipped weights)."""
     copy_config(tmp_path)
     uids = [f"1.2.3.{i}" for i in range(6)]
     pd.DataFrame({"series_uid": uids}).to_parquet(tmp_path / "manifest.parquet")
@@ -151,6 +162,7 @@ def test_dry_run_with_slurm_profile(tmp_path: Path) -> None:
     user = {
         "datasets": {"big": {"manifest": "manifest.parquet", "annotations": "points.csv"}},
         "run": ["big"],
+        "methods": ["hu-threshold", "direct"],
         "batch_size": 2,
     }
     (tmp_path / "big.yaml").write_text(yaml.safe_dump(user))
@@ -159,28 +171,21 @@ def test_dry_run_with_slurm_profile(tmp_path: Path) -> None:
     )
     out = proc.stdout + proc.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.MULTILINE))
-    assert counts["convert"] == "3" and counts["score"] == "6", counts
+    assert counts["convert"] == "3" and counts["infer"] == "6" and counts["score"] == "9"
     profile = _profile()
-    convert = profile["set-resources"]["convert"]
-    threads = profile["set-threads"]["convert"]
-    match = re.search(r"rule convert:\n(?:\s+\w+: .*\n)*?\s+resources: (.*)", out)
-    assert match, out[-3000:]
-    resources = dict(kv.split("=", 1) for kv in match.group(1).split(", "))
-    assert resources["mem_mb"] == str(convert["mem_mb"])
-    assert resources["runtime"] == str(convert["runtime"])
-    assert resources["cpus_per_task"] == str(threads)
-
-
-def _local_slurm_enabled() -> bool:
-    if os.environ.get("CACFLOW_SLURM_TEST") == "1":
-        return True
-    conf = Path("/etc/slurm/slurm.conf")
-    return conf.exists() and LOCAL_CLUSTER_MARKER in conf.read_text(errors="replace")
+    convert = _job_resources(out, "convert", "ds=big, batch=b0000")
+    assert convert["mem_mb"] == str(profile["set-resources"]["convert"]["mem_mb"])
+    assert convert["runtime"] == str(profile["set-resources"]["convert"]["runtime"])
+    assert convert["cpus_per_task"] == str(profile["set-threads"]["convert"])
+    gpu = _job_resources(out, "infer", "ds=big, method=direct, batch=b0001")
+    cpu = _job_resources(out, "infer", "ds=big, method=hu-threshold, batch=b0001")
+    assert gpu["gpu"] == "1" and cpu["gpu"] == "0"
+    assert gpu["cpus_per_task"] == cpu["cpus_per_task"] == str(profile["set-threads"]["infer"])
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    not _local_slurm_enabled(),
+    os.environ.get("CACFLOW_SLURM_TEST") != "1",
     reason="local SLURM cluster test: set CACFLOW_SLURM_TEST=1 (needs root or sudo)",
 )
 def test_local_slurm_cluster_end_to_end(tmp_path: Path) -> None:

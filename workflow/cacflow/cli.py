@@ -276,7 +276,7 @@ def _train_direct_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", type=Path, required=True, help="weights file; .sha256 and .json go beside it"
     )
-    p.add_argument("--epochs", type=int, default=8, help="scoring-network epochs")
+    p.add_argument("--epochs", type=int, default=4, help="scoring-network epochs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reg-iterations", type=int, help="registration iterations per atlas")
     p.add_argument("--scoring", type=_json_arg, default={}, help="config section `scoring`")

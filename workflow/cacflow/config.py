@@ -19,8 +19,10 @@ import yaml
 
 from cacflow.provenance import config_hash
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 INPUT_PATH_KEYS = ("dicom_dir", "annotations", "reference_scores", "manifest")
+DEFAULT_DIRECT_WEIGHTS = "resources/models/direct.pt"
 SECTIONS = ("methods", "qc", "scoring", "schemes", "stats", "batch_size")
 
 
@@ -77,10 +79,30 @@ def check_references(config: dict[str, Any], base: Path = Path(".")) -> None:
                 raise ConfigError(f"config key 'datasets.{name}.{key}': no such path: {value}")
 
 
+def model_weights(config: dict[str, Any], base: Path = Path(".")) -> str:
+    """Path of the ``direct`` weights: as given (relative to the working directory), else
+    relative to the repository, where the shipped weights live."""
+    given = (config.get("direct") or {}).get("weights", DEFAULT_DIRECT_WEIGHTS)
+    if Path(given).is_absolute() or (base / given).exists():
+        return str(given)
+    shipped = REPO_ROOT / given
+    return str(shipped) if shipped.exists() else str(given)
+
+
+def check_model_weights(config: dict[str, Any], base: Path = Path(".")) -> None:
+    """Methods that need weights find them (and their sha256) before any job runs."""
+    if "direct" in config.get("methods", []):
+        weights = model_weights(config, base)
+        for path in (weights, f"{weights}.sha256"):
+            if not (base / path).exists():
+                raise ConfigError(f"config key 'direct.weights': no such file: {path}")
+
+
 def validate(config: dict[str, Any], base: Path = Path(".")) -> None:
     """Schema check then path checks; raises :class:`ConfigError` (one line)."""
     check_schema(config)
     check_references(config, base)
+    check_model_weights(config, base)
 
 
 def synthetic_paths(dataset: str) -> dict[str, str]:

@@ -4,7 +4,7 @@ import sys
 
 from snakemake.utils import validate
 
-from cacflow.config import ConfigError, dataset_settings, put_scripts_on_path
+from cacflow.config import ConfigError, dataset_settings, model_weights, put_scripts_on_path
 from cacflow.config import validate as check_config
 from cacflow.tables import read_table
 
@@ -127,7 +127,7 @@ def reference_parts(wildcards):
     return per_batch("results/{ds}/work/labels/reference/{batch}")(wildcards)
 
 
-MODEL_WEIGHTS = {"direct": "resources/models/direct.pt"}
+MODEL_WEIGHTS = {"direct": model_weights(config)}
 GPU_METHODS = {"direct"}
 
 

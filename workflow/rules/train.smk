@@ -6,23 +6,22 @@
 # shipping a model is a copy by hand (resources/models/MODEL_CARD.md).
 import types
 
+DIRECT = {"train_dataset": "train", "epochs": 4, "seed": 0, "reg_iterations": 100}
+DIRECT |= config.get("direct") or {}
 
-def direct_training(kind):
-    """Input function: per-batch folders (``resampled`` or ``labels/reference``) of the
-    training dataset."""
-    pattern = "results/{ds}/work/" + kind + "/{batch}"
-    dataset = types.SimpleNamespace(ds=config["direct"]["train_dataset"])
 
-    def inputs(wildcards):
-        return per_batch(pattern)(dataset)
+TRAIN_SET = types.SimpleNamespace(ds=DIRECT["train_dataset"])
 
-    return inputs
+
+def training_inputs(pattern):
+    """Input function: ``pattern`` over the batches of the training dataset."""
+    return lambda wildcards: per_batch(pattern)(TRAIN_SET)
 
 
 rule train_direct:
     input:
-        images=direct_training("resampled"),
-        labels=direct_training("labels/reference"),
+        images=training_inputs("results/{ds}/work/resampled/{batch}"),
+        labels=training_inputs("results/{ds}/work/labels/reference/{batch}"),
     output:
         model="results/models/direct.pt",
         checksum="results/models/direct.pt.sha256",
@@ -32,9 +31,9 @@ rule train_direct:
     benchmark:
         "benchmarks/train/direct.tsv"
     params:
-        epochs=config["direct"]["epochs"],
-        seed=config["direct"]["seed"],
-        reg_iterations=config["direct"]["reg_iterations"],
+        epochs=DIRECT["epochs"],
+        seed=DIRECT["seed"],
+        reg_iterations=DIRECT["reg_iterations"],
         scoring=json.dumps(config.get("scoring") or {}, sort_keys=True),
     threads: 2
     resources:

@@ -100,9 +100,9 @@ MAX_CALCIUM_POINTS = 4000
 class TrainSettings:
     """Hyper-parameters (defaults: the shipped demo model)."""
 
-    epochs: int = 12
+    epochs: int = 4
     seed: int = 0
-    reg_iterations: int = 200
+    reg_iterations: int = 100
     """Registration iterations per atlas (initial and refined)."""
     reg_batch: int = 8
     reg_lr: float = 1e-3
