@@ -4,6 +4,12 @@
 configfile: "config/config.yaml"
 
 
+# Optional image for `--sdm apptainer` (docs/cluster.md).
+if config.get("container"):
+
+    container: config["container"]
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/synth.smk"
 include: "workflow/rules/discover.smk"

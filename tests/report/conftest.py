@@ -10,6 +10,7 @@ import pytest
 
 from cacflow.conventions import ARTERIES, DEFAULT_SCHEMES, TOTAL
 from cacflow.stats import agreement_table, confusion_table, detection_table, subgroup_table
+from cacflow.tables import LESIONS_COLUMNS
 
 N_SERIES = 60
 SCORE_COLUMNS = [
@@ -114,20 +115,7 @@ def sample_lesions(scores: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
                 z,
             )
         )
-    cols = [
-        "series_uid",
-        "method",
-        "artery",
-        "label",
-        "agatston",
-        "volume_mm3",
-        "mass_mg",
-        "peak_hu",
-        "n_voxels",
-        "x",
-        "y",
-        "z",
-    ]
+    cols = list(LESIONS_COLUMNS)
     return pd.DataFrame(rows, columns=cols)
 
 

@@ -203,17 +203,19 @@ def _score(a: argparse.Namespace) -> None:
 
 # --- gather ------------------------------------------------------------------------------
 def _gather_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("gather", help="assemble a dataset's scans / scores / lesions tables")
+    p = sub.add_parser(
+        "gather",
+        help="assemble a dataset's scans / scores / lesions tables from its batch outputs",
+        description="Batch parts are found from the manifest (batches of --batch-size) under "
+        "WORK: native/<b>/scans.parquet, scores|lesions/<source>/<b>.parquet, "
+        "labels/reference/<b>/points.parquet. No per-batch paths on the command line, so "
+        "50,000-series cohorts stay within the shell's argument limits.",
+    )
     p.add_argument("--settings", type=_json_arg, required=True, help="dataset settings JSON")
-    p.add_argument(
-        "--manifest", type=Path, nargs="*", default=[], help="manifest (file counts, cohort flow)"
-    )
-    p.add_argument("--native", type=Path, nargs="*", default=[], help="converted batch folders")
-    p.add_argument("--scores", type=Path, nargs="*", default=[], help="per-batch score tables")
-    p.add_argument("--lesions", type=Path, nargs="*", default=[], help="per-batch lesion tables")
-    p.add_argument(
-        "--reference", type=Path, nargs="*", default=[], help="reference label batch folders"
-    )
+    p.add_argument("--manifest", type=Path, help="series manifest (absent: no DICOM)")
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--work", type=Path, help="the dataset's work folder")
+    p.add_argument("--sources", nargs="*", default=[], help="scored sources (reference, methods)")
     p.add_argument("--out-dir", type=Path, required=True)
     p.set_defaults(handler=_gather)
 
@@ -221,13 +223,23 @@ def _gather_parser(sub: argparse._SubParsersAction) -> None:
 def _gather(a: argparse.Namespace) -> None:
     from cacflow.pipeline import POINTS_FILE, gather
 
+    batches: list[str] = []
+    if a.manifest is not None:
+        from cacflow.dicom.discover import manifest_batches
+
+        if a.work is None:
+            raise ValueError("gather: --manifest needs --work")
+        batches = manifest_batches(a.manifest, a.batch_size)
+    work = a.work or Path(".")
     gather(
         a.settings,
-        a.manifest[0] if a.manifest else None,
-        [d / "scans.parquet" for d in a.native],
-        a.scores,
-        a.lesions,
-        [d / POINTS_FILE for d in a.reference],
+        a.manifest,
+        [work / "native" / b / "scans.parquet" for b in batches],
+        [work / "scores" / s / f"{b}.parquet" for s in a.sources for b in batches],
+        [work / "lesions" / s / f"{b}.parquet" for s in a.sources for b in batches],
+        [work / "labels" / "reference" / b / POINTS_FILE for b in batches]
+        if "reference" in a.sources
+        else [],
         a.out_dir,
     )
 

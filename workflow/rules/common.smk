@@ -1,12 +1,12 @@
 # Configuration checks and the few input functions the rules share.
 import json
 import sys
+import types
 
 from snakemake.utils import validate
 
 from cacflow.config import ConfigError, dataset_settings, model_weights, put_scripts_on_path
 from cacflow.config import validate as check_config
-from cacflow.tables import read_table
 
 try:
     check_config(config)
@@ -50,12 +50,11 @@ def manifest_path(wildcards):
 
 def batch_ids(ds):
     """Batch ids of a dataset: from a given manifest (no header pass) or after discovery."""
-    from cacflow.dicom.discover import assign_batches
+    from cacflow.dicom.discover import manifest_batches
 
     given = SETTINGS[ds].get("manifest")
     path = given or checkpoints.discover.get(ds=ds).output[0]
-    series = read_table(path)[["series_uid"]]
-    return sorted(set(assign_batches(series, config["batch_size"])["batch"]))
+    return manifest_batches(path, config["batch_size"])
 
 
 def per_batch(pattern):
@@ -142,3 +141,29 @@ def model_arg(wildcards):
 
 def method_gpus(wildcards):
     return 1 if wildcards.method in GPU_METHODS else 0
+
+
+def gather_args(wildcards):
+    """Where `cacflow gather` finds the batch parts (the inputs above only order the DAG)."""
+    ds = wildcards.ds
+    if not SETTINGS[ds]["has_dicom"]:
+        return ""
+    sources = " ".join(scored_sources(ds))
+    return (
+        f"--manifest {manifest_path(wildcards)} --batch-size {config['batch_size']} "
+        f"--work results/{ds}/work --sources {sources}"
+    )
+
+
+# Training of the `direct` method (train.smk)
+
+DIRECT = {"train_dataset": "train", "epochs": 4, "seed": 0, "reg_iterations": 100}
+DIRECT |= config.get("direct") or {}
+
+
+TRAIN_SET = types.SimpleNamespace(ds=DIRECT["train_dataset"])
+
+
+def training_inputs(pattern):
+    """Input function: ``pattern`` over the batches of the training dataset."""
+    return lambda wildcards: per_batch(pattern)(TRAIN_SET)

@@ -46,6 +46,7 @@ rule tables:
         "benchmarks/{ds}/tables.tsv"
     params:
         settings=settings_json,
+        dicom=gather_args,
     threads: 1
     resources:
         mem_mb=8000,
@@ -53,6 +54,5 @@ rule tables:
     conda:
         "../../envs/stats.yaml"
     shell:
-        "cacflow gather --settings {params.settings:q} --manifest {input.manifest} "
-        "--native {input.native} --scores {input.scores} --lesions {input.lesions} "
-        "--reference {input.points} --out-dir results/{wildcards.ds} > {log} 2>&1"
+        "cacflow gather --settings {params.settings:q} {params.dicom} "
+        "--out-dir results/{wildcards.ds} > {log} 2>&1"

@@ -4,20 +4,6 @@
 # (synth or DICOM -> convert -> resample -> reference); its analysis volumes and reference
 # label masks train the model. The weights land in results/models/, never in resources/:
 # shipping a model is a copy by hand (resources/models/MODEL_CARD.md).
-import types
-
-DIRECT = {"train_dataset": "train", "epochs": 4, "seed": 0, "reg_iterations": 100}
-DIRECT |= config.get("direct") or {}
-
-
-TRAIN_SET = types.SimpleNamespace(ds=DIRECT["train_dataset"])
-
-
-def training_inputs(pattern):
-    """Input function: ``pattern`` over the batches of the training dataset."""
-    return lambda wildcards: per_batch(pattern)(TRAIN_SET)
-
-
 rule train_direct:
     input:
         images=training_inputs("results/{ds}/work/resampled/{batch}"),

@@ -10,6 +10,7 @@ pydicom up to the pixel data, in parallel over ``workers`` processes. See
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -249,3 +250,22 @@ def assign_batches(manifest: pd.DataFrame, batch_size: int) -> pd.DataFrame:
     digits = max(BATCH_DIGITS, len(str(max(len(out) - 1, 0) // batch_size)))
     out["batch"] = [f"{BATCH_PREFIX}{i // batch_size:0{digits}d}" for i in range(len(out))]
     return out
+
+
+def manifest_batches(path: str | os.PathLike, batch_size: int) -> list[str]:
+    """Sorted batch ids of the manifest at ``path`` (what the workflow plans jobs from).
+
+    Reads only the ``series_uid`` column and caches per file version: a 50,000-series
+    manifest holds millions of file paths, and the planner asks for the batches many times.
+    """
+    path = os.fspath(path)
+    return list(_manifest_batches(path, os.stat(path).st_mtime_ns, batch_size))
+
+
+@functools.lru_cache(maxsize=16)
+def _manifest_batches(path: str, mtime_ns: int, batch_size: int) -> tuple[str, ...]:
+    if path.lower().endswith((".parquet", ".pq")):
+        series = pd.read_parquet(path, columns=["series_uid"])
+    else:
+        series = pd.read_csv(path, usecols=["series_uid"])
+    return tuple(sorted(set(assign_batches(series, batch_size)["batch"])))
