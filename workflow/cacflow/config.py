@@ -150,3 +150,5 @@ def put_scripts_on_path() -> None:
     that venv is not activated. A conda env activated by ``--sdm conda`` still comes first."""
     scripts = os.path.dirname(sys.executable)
     os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
+    # conda envs (--sdm conda) install cacflow from here in envs/<name>.post-deploy.sh
+    os.environ.setdefault("CACFLOW_SRC", str(REPO_ROOT))
