@@ -10,19 +10,10 @@ import pytest
 
 from cacflow.conventions import ARTERIES, DEFAULT_SCHEMES, TOTAL
 from cacflow.stats import agreement_table, confusion_table, detection_table, subgroup_table
-from cacflow.tables import LESIONS_COLUMNS
+from cacflow.tables import LESIONS_COLUMNS, SCORES_COLUMNS
 
 N_SERIES = 60
-SCORE_COLUMNS = [
-    "series_uid",
-    "patient_id",
-    "method",
-    "artery",
-    "agatston",
-    "volume_mm3",
-    "mass_mg",
-    "n_lesions",
-]
+SCORE_COLUMNS = list(SCORES_COLUMNS)
 
 
 def sample_scans(n: int = N_SERIES, seed: int = 0) -> pd.DataFrame:

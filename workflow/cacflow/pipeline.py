@@ -257,8 +257,9 @@ def run_stats(data_dir: Path, settings: dict[str, Any]) -> None:
         write_table(df.reset_index(drop=True), data_dir / f"{name}.parquet", meta)
     csv_dir = data_dir / "tables"
     csv_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("scans", "scores", "lesions", "reference_points", *tables):
-        df = read_table(data_dir / f"{name}.parquet")
+    inputs = {"scans": scans, "scores": scores, "lesions": lesions}
+    inputs["reference_points"] = read_table(data_dir / "reference_points.parquet")
+    for name, df in (inputs | tables).items():
         with atomic_path(csv_dir / f"{name}.csv") as tmp:
             df.to_csv(tmp, index=False)
 

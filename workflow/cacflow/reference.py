@@ -30,6 +30,7 @@ import pandas as pd
 
 from cacflow.calcium import label_components
 from cacflow.conventions import ARTERIES, TOTAL, ConflictRule, Label, ScoringConventions
+from cacflow.tables import SCORES_COLUMNS
 from cacflow.volume import Geometry, Volume
 
 LABEL_PRIORITY: tuple[Label, ...] = tuple(sorted(Label, key=int))
@@ -38,15 +39,7 @@ LABEL_PRIORITY: tuple[Label, ...] = tuple(sorted(Label, key=int))
 ANNOTATION_COLUMNS = ("series_uid", "x", "y", "z", "label")
 SCORE_TABLE_REQUIRED = ("series_uid", "agatston")
 SCORE_TABLE_OPTIONAL = ("LAD", "LCX", "RCA", "volume_mm3", "mass_mg", "patient_id")
-LONG_SCORE_COLUMNS = (
-    "series_uid",
-    "patient_id",
-    "artery",
-    "agatston",
-    "volume_mm3",
-    "mass_mg",
-    "n_lesions",
-)
+LONG_SCORE_COLUMNS = tuple(c for c in SCORES_COLUMNS if c != "method")
 REPORT_COLUMNS = (
     "x",
     "y",
