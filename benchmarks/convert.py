@@ -53,6 +53,7 @@ class Sizes:
     matrix: int = 512
 
 
+PARTS = ("single", "cohort", "discover", "memory")
 QUICK = Sizes(single_slices=60, cohort_series=20, cohort_slices=30, memory_slices=120, matrix=256)
 
 
@@ -183,6 +184,13 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3, help="runs of the single-series timings")
     ap.add_argument("--tmp", type=Path, default=None, help="scratch folder (default: system)")
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    ap.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=list(PARTS),
+        help="parts to run (default: all); e.g. --parts single",
+    )
     a = ap.parse_args()
     sz = QUICK if a.quick else Sizes()
     w = a.workers
@@ -190,26 +198,55 @@ def main() -> int:
         tmp = Path(tmp_s)
         print(f"cacflow convert benchmark: {w} workers, matrix {sz.matrix}, scratch {tmp}")
 
-        t0 = time.perf_counter()
-        write(tmp / "single", sz.single_slices, sz.matrix, seed=0)
-        print(f"wrote {sz.single_slices}-slice series in {time.perf_counter() - t0:.1f} s")
-        ours = timed(
-            cacflow_cmd("convert", str(tmp / "single"), "{out}", workers=w), tmp / "o1", a.repeats
-        )
-        theirs = timed(dcm2niix_cmd(tmp / "single"), tmp / "d1", a.repeats)
-        ratio = ours.wall_s / theirs.wall_s
-        print(
-            f"[single] {sz.single_slices} slices: cacflow {ours.wall_s:.2f} s "
-            f"(peak {ours.peak_mb:.0f} MB), dcm2niix {theirs.wall_s:.2f} s "
-            f"(peak {theirs.peak_mb:.0f} MB); ratio {ratio:.2f} (target <= {SINGLE_TARGET:g})"
-        )
+        if "single" in a.parts:
+            single(tmp, sz, w, a.repeats)
+        if {"cohort", "discover"} & set(a.parts):
+            cohort(tmp, sz, w, a.parts)
+        if "memory" in a.parts:
+            write(tmp / "big", sz.memory_slices, sz.matrix, seed=1)
+            peak = memory_probe(tmp / "big", tmp / "o4")
+            print(
+                f"[memory] convert + slab resample ({RESAMPLE_THICKNESS_MM:g}/"
+                f"{RESAMPLE_INCREMENT_MM:g} mm) of {sz.memory_slices} slices: peak "
+                f"{peak:.0f} MB (target <= {MEMORY_TARGET_MB:.0f})"
+            )
+    return 0
 
-        t0 = time.perf_counter()
-        cohort = tmp / "cohort"
-        for s in range(sz.cohort_series):
-            write(cohort / f"series{s:04d}", sz.cohort_slices, sz.matrix, seed=s)
-        n_files = sz.cohort_series * sz.cohort_slices
-        print(f"wrote cohort of {n_files} files in {time.perf_counter() - t0:.1f} s")
+
+def single(tmp: Path, sz: Sizes, w: int, repeats: int) -> None:
+    """Part 1: one series, ``repeats`` runs of each tool, interleaved (cacflow, dcm2niix,
+    cacflow, ...) so that a load change on a shared machine hits both alike."""
+    t0 = time.perf_counter()
+    write(tmp / "single", sz.single_slices, sz.matrix, seed=0)
+    print(f"wrote {sz.single_slices}-slice series in {time.perf_counter() - t0:.1f} s")
+    ours_cmd = cacflow_cmd("convert", str(tmp / "single"), "{out}", workers=w)
+    theirs_cmd = dcm2niix_cmd(tmp / "single")
+    ours_runs, theirs_runs = [], []
+    for _ in range(repeats):
+        ours_runs.append(timed(ours_cmd, tmp / "o1", 1))
+        theirs_runs.append(timed(theirs_cmd, tmp / "d1", 1))
+    ours = Run(statistics.median(r.wall_s for r in ours_runs), max(r.peak_mb for r in ours_runs))
+    theirs = Run(
+        statistics.median(r.wall_s for r in theirs_runs), max(r.peak_mb for r in theirs_runs)
+    )
+    ratio = ours.wall_s / theirs.wall_s
+    print(
+        f"[single] {sz.single_slices} slices: cacflow {ours.wall_s:.2f} s "
+        f"(peak {ours.peak_mb:.0f} MB), dcm2niix {theirs.wall_s:.2f} s "
+        f"(peak {theirs.peak_mb:.0f} MB); ratio {ratio:.2f} (target <= {SINGLE_TARGET:g}; "
+        f"medians of {repeats})"
+    )
+
+
+def cohort(tmp: Path, sz: Sizes, w: int, parts: list[str]) -> None:
+    """Parts 2 and 4: the cohort folder, converted and discovered."""
+    t0 = time.perf_counter()
+    cohort = tmp / "cohort"
+    for s in range(sz.cohort_series):
+        write(cohort / f"series{s:04d}", sz.cohort_slices, sz.matrix, seed=s)
+    n_files = sz.cohort_series * sz.cohort_slices
+    print(f"wrote cohort of {n_files} files in {time.perf_counter() - t0:.1f} s")
+    if "cohort" in parts:
         ours = timed(cacflow_cmd("convert", str(cohort), "{out}", workers=w), tmp / "o2", 1)
         theirs = timed(dcm2niix_cmd(cohort, "%j"), tmp / "d2", 1)
         ratio = ours.wall_s / theirs.wall_s
@@ -219,7 +256,7 @@ def main() -> int:
             f"{theirs.wall_s:.1f} s ({n_files / theirs.wall_s:.0f} files/s); "
             f"ratio {ratio:.2f} (target <= {COHORT_TARGET:g})"
         )
-
+    if "discover" in parts:
         disc = timed(
             cacflow_cmd("discover", str(cohort), "--out", "{out}/manifest.parquet", workers=w),
             tmp / "o3",
@@ -229,16 +266,7 @@ def main() -> int:
             f"[discover] {n_files} files: {disc.wall_s:.1f} s, "
             f"{n_files / disc.wall_s:.0f} files/s (whole command)"
         )
-        shutil.rmtree(cohort)
-
-        write(tmp / "big", sz.memory_slices, sz.matrix, seed=1)
-        peak = memory_probe(tmp / "big", tmp / "o4")
-        print(
-            f"[memory] convert + slab resample ({RESAMPLE_THICKNESS_MM:g}/"
-            f"{RESAMPLE_INCREMENT_MM:g} mm) of {sz.memory_slices} slices: peak "
-            f"{peak:.0f} MB (target <= {MEMORY_TARGET_MB:.0f})"
-        )
-    return 0
+    shutil.rmtree(cohort)
 
 
 if __name__ == "__main__":

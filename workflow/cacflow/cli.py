@@ -37,13 +37,35 @@ def _synth_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--thickness", type=float, nargs="+", default=[1.0, 2.5, 3.0], help="slice thicknesses (mm)"
     )
+    p.add_argument(
+        "--zero-cac-fraction", type=float, default=0.2, help="share of scans without coronary CAC"
+    )
+    p.add_argument(
+        "--severity-p",
+        type=float,
+        nargs=4,
+        metavar=("MILD", "MODERATE", "SEVERE", "EXTENSIVE"),
+        help="weights of the coronary severities (default 0.3 0.3 0.25 0.15)",
+    )
+    p.add_argument("--av-p", type=float, help="chance of aortic-valve calcium (default 0.25)")
+    p.add_argument("--mv-p", type=float, help="chance of mitral-annulus calcium (default 0.15)")
     p.set_defaults(handler=_synth)
 
 
 def _synth(a: argparse.Namespace) -> None:
-    from cacflow.synth import generate_cohort
+    from cacflow.synth import CohortMix, generate_cohort
 
-    generate_cohort(a.out, a.n_scans, a.seed, thicknesses_mm=tuple(a.thickness), matrix=a.matrix)
+    given = {"severity_p": a.severity_p, "av_p": a.av_p, "mv_p": a.mv_p}
+    mix = CohortMix(**{k: v for k, v in given.items() if v is not None})
+    generate_cohort(
+        a.out,
+        a.n_scans,
+        a.seed,
+        thicknesses_mm=tuple(a.thickness),
+        matrix=a.matrix,
+        zero_cac_fraction=a.zero_cac_fraction,
+        mix=mix,
+    )
 
 
 # --- discover ----------------------------------------------------------------------------
@@ -83,19 +105,26 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _convert(a: argparse.Namespace) -> None:
-    from dataclasses import asdict
-
-    from cacflow.dicom.convert import SCANS_FILE, SCANS_SCHEMA, QcConfig, convert_batch, convert_dir
-    from cacflow.dicom.discover import assign_batches
-    from cacflow.provenance import atomic_dir, provenance, write_table
-    from cacflow.tables import read_table
+    from cacflow.dicom.convert import QcConfig
 
     qc = QcConfig.from_config(a.qc)
     if a.manifest is None:
+        # One folder: no pandas on this path (its import costs as much as converting a
+        # 300-slice series; see benchmarks/convert.py).
+        from cacflow.dicom.convert import convert_dir_table
+
         if len(a.paths) != 2:
             raise ValueError("convert: give DICOM_DIR OUT_DIR (or --manifest M --batch B OUT_DIR)")
-        scans = convert_dir(_existing_dir(a.paths[0]), a.paths[1], qc, workers=a.workers)
+        table = convert_dir_table(_existing_dir(a.paths[0]), a.paths[1], qc, workers=a.workers)
+        statuses = table.column("status").to_pylist()
     else:
+        from dataclasses import asdict
+
+        from cacflow.dicom.convert import SCANS_FILE, SCANS_SCHEMA, convert_batch
+        from cacflow.dicom.discover import assign_batches
+        from cacflow.provenance import atomic_dir, provenance, write_table
+        from cacflow.tables import read_table
+
         if len(a.paths) != 1 or a.batch is None:
             raise ValueError("convert: with --manifest give --batch B and one OUT_DIR")
         manifest = assign_batches(read_table(a.manifest), a.batch_size)
@@ -106,8 +135,9 @@ def _convert(a: argparse.Namespace) -> None:
             scans = convert_batch(rows, out, qc, workers=a.workers)
             meta = provenance(conventions={"qc": asdict(qc)})
             write_table(scans, out / SCANS_FILE, meta, schema=SCANS_SCHEMA)
-    n_ok = int((scans["status"] == "ok").sum())
-    print(f"convert: {n_ok} of {len(scans)} series converted", flush=True)
+        statuses = scans["status"].tolist()
+    n_ok = sum(s == "ok" for s in statuses)
+    print(f"convert: {n_ok} of {len(statuses)} series converted", flush=True)
 
 
 # --- resample ----------------------------------------------------------------------------
@@ -288,7 +318,7 @@ def _train_direct_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", type=Path, required=True, help="weights file; .sha256 and .json go beside it"
     )
-    p.add_argument("--epochs", type=int, default=4, help="scoring-network epochs")
+    p.add_argument("--epochs", type=int, default=10, help="scoring-network epochs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reg-iterations", type=int, help="registration iterations per atlas")
     p.add_argument("--scoring", type=_json_arg, default={}, help="config section `scoring`")

@@ -115,6 +115,27 @@ def synthetic_paths(dataset: str) -> dict[str, str]:
     }
 
 
+SEVERITY_KEYS = ("mild", "moderate", "severe", "extensive")
+"""Keys of ``synthetic.severity_p``, in the order ``cacflow synth --severity-p`` takes."""
+
+
+def synth_arguments(spec: dict[str, Any]) -> list[str]:
+    """``cacflow synth`` options for a dataset's ``synthetic`` block (schema defaults for
+    keys left out)."""
+    thicknesses = spec.get("thicknesses_mm", [1.0, 2.5, 3.0])
+    args = ["--n-scans", str(int(spec["n_scans"])), "--seed", str(int(spec["seed"]))]
+    args += ["--matrix", str(int(spec.get("matrix", 256)))]
+    args += ["--thickness", *(str(float(t)) for t in thicknesses)]
+    if "zero_cac_fraction" in spec:
+        args += ["--zero-cac-fraction", str(float(spec["zero_cac_fraction"]))]
+    if "severity_p" in spec:
+        args += ["--severity-p", *(str(float(spec["severity_p"][k])) for k in SEVERITY_KEYS)]
+    for key, flag in (("AV", "--av-p"), ("MV", "--mv-p")):
+        if key in spec.get("valve_p", {}):
+            args += [flag, str(float(spec["valve_p"][key]))]
+    return args
+
+
 def dataset_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     """Everything one dataset's jobs need: its block (synthetic paths resolved) + sections.
 

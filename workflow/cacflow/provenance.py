@@ -10,11 +10,11 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:  # imported where used: this module is imported by every step
+    import pandas as pd
+    import pyarrow as pa
 
 META_PREFIX = "cacflow."
 
@@ -79,16 +79,23 @@ def provenance(cfg_hash: str = "", conventions: dict[str, Any] | None = None) ->
 
 
 def write_table(
-    df: pd.DataFrame,
+    df: pd.DataFrame | pa.Table,
     path: str | os.PathLike,
     meta: dict[str, str] | None = None,
     schema: pa.Schema | None = None,
 ) -> None:
     """Write ``df`` to Parquet atomically with ``cacflow.*`` schema metadata.
 
-    Row order and column order are kept as given; the index is dropped.
+    Row order and column order are kept as given; the index is dropped. ``df`` may be an
+    Arrow table (cast to ``schema`` when given), which spares importing pandas.
     """
-    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if isinstance(df, pa.Table):
+        table = df if schema is None or df.schema.equals(schema) else df.cast(schema)
+    else:
+        table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
     md = dict(table.schema.metadata or {})
     md.pop(b"pandas", None)
     for k, v in (meta or {}).items():
@@ -100,6 +107,8 @@ def write_table(
 
 def read_meta(path: str | os.PathLike) -> dict[str, str]:
     """The ``cacflow.*`` metadata of a Parquet file, prefix removed."""
+    import pyarrow.parquet as pq
+
     md = pq.read_schema(path).metadata or {}
     return {
         k.decode()[len(META_PREFIX) :]: v.decode()

@@ -5,7 +5,13 @@ import types
 
 from snakemake.utils import validate
 
-from cacflow.config import ConfigError, dataset_settings, model_weights, put_scripts_on_path
+from cacflow.config import (
+    ConfigError,
+    dataset_settings,
+    model_weights,
+    put_scripts_on_path,
+    synth_arguments,
+)
 from cacflow.config import validate as check_config
 
 try:
@@ -108,12 +114,7 @@ def final_targets(wildcards):
 
 
 def synth_args(wildcards):
-    spec = SETTINGS[wildcards.ds]["synthetic"]
-    thickness = " ".join(str(float(t)) for t in spec.get("thicknesses_mm", [1.0, 2.5, 3.0]))
-    return (
-        f"--n-scans {int(spec['n_scans'])} --seed {int(spec['seed'])} "
-        f"--matrix {int(spec.get('matrix', 256))} --thickness {thickness}"
-    )
+    return " ".join(synth_arguments(SETTINGS[wildcards.ds]["synthetic"]))
 
 
 def manifest_if_dicom(wildcards):

@@ -18,20 +18,20 @@ sidecar holds series_uid, kernel, manufacturer and the native geometry: no ident
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from cacflow.conventions import Reason, Status
-from cacflow.dicom.discover import decode_path, discover
+from cacflow.dicom.discover import decode_path, discover_rows
 from cacflow.dicom.parallel import parallel_map
 from cacflow.dicom.qc import QcConfig, QcFailure, check_present, order_stack
 from cacflow.dicom.read import (
@@ -41,11 +41,25 @@ from cacflow.dicom.read import (
     read_stored_native,
     stored_to_hu,
 )
-from cacflow.dicom.tilt import resample_tilted
 from cacflow.provenance import provenance, write_table
 from cacflow.volume import Geometry, Volume, sidecar_path, write_volume
 
-__all__ = ["QcConfig", "SCANS_SCHEMA", "convert_batch", "convert_dir", "convert_series"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Start-up matters here: ``cacflow convert`` on one series is compared with dcm2niix
+# (benchmarks/convert.py), and imports were most of the gap. So this module imports neither
+# pandas (only the DataFrame-facing functions do, lazily) nor SimpleITK (gantry-tilt
+# resampling and GDCM decoding import it when a series needs them).
+
+__all__ = [
+    "QcConfig",
+    "SCANS_SCHEMA",
+    "convert_batch",
+    "convert_dir",
+    "convert_dir_table",
+    "convert_series",
+]
 
 SCANS_SCHEMA = pa.schema(
     [
@@ -85,9 +99,23 @@ def volume_path(out_dir: str | os.PathLike, series_uid: str) -> Path:
     return Path(out_dir) / f"{series_uid}{NIFTI_SUFFIX}"
 
 
+def _is_missing(v: Any) -> bool:
+    """None, or a scalar NaN / NaT (what ``np.isscalar(v) and pd.isna(v)`` tells, without
+    importing pandas; pandas' own NA is not a numpy scalar, so it never counted here)."""
+    if v is None:
+        return True
+    if isinstance(v, (float, np.floating)):
+        return math.isnan(v)
+    if isinstance(v, (np.datetime64, np.timedelta64)):
+        return bool(np.isnat(v))
+    if isinstance(v, complex | np.complexfloating):
+        return math.isnan(v.real) or math.isnan(v.imag)
+    return False
+
+
 def _scalar(v: Any) -> Any:
     """``v`` with pandas/numpy missing values as None and numpy scalars as Python ones."""
-    if v is None or (np.isscalar(v) and pd.isna(v)):
+    if _is_missing(v):
         return None
     return v.item() if isinstance(v, np.generic) else v
 
@@ -195,6 +223,8 @@ def build_volume(
     increment = stack.increment_mm if stack.increment_mm > 0 else (thickness or 1.0)
     detail = None
     if stack.tilt_deg > qc.max_tilt_deg:  # gantry_tilt == 'resample' (else QC raised)
+        from cacflow.dicom.tilt import resample_tilted
+
         hu, geom = resample_tilted(
             hu,
             stack.origin,
@@ -225,7 +255,7 @@ def build_volume(
 
 
 def _scalar_or_list(v: Any) -> list[float] | None:
-    if v is None or (np.isscalar(v) and pd.isna(v)):
+    if _is_missing(v):
         return None
     return [float(x) for x in v]
 
@@ -262,10 +292,62 @@ def convert_series(
     return out
 
 
+_NUMPY_OF_ARROW = {pa.int64(): np.int64, pa.float64(): np.float64}
+
+
+def _plain_column(values: list[Any], typ: pa.DataType) -> pa.Array | None:
+    """``values`` (Python str / int / float or None) as an Arrow array built from buffers,
+    or None when a value is of another kind.
+
+    Why: every ``pyarrow.array`` call on Python objects (and so ``Table.from_pylist``)
+    imports pandas to check for pandas objects, ~0.25 s of a ~1.2 s single-series convert.
+    Arrays built from buffers hold the same values and nulls, so the table is equal to
+    ``Table.from_pylist``'s (tests/test_convert_lean.py checks it).
+    """
+    valid = [v is not None for v in values]
+    n, n_null = len(values), valid.count(False)
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if n_null else None
+    present = [v for v in values if v is not None]
+    if typ == pa.string():
+        if not all(type(v) is str for v in present):
+            return None
+        raw = [v.encode("utf-8") if v is not None else b"" for v in values]
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum([len(b) for b in raw], out=offsets[1:])
+        buffers = [bitmap, pa.py_buffer(offsets), pa.py_buffer(b"".join(raw))]
+        return pa.Array.from_buffers(typ, n, buffers, n_null)
+    np_type = _NUMPY_OF_ARROW.get(typ)
+    kinds = (int,) if np_type is np.int64 else (int, float)
+    if np_type is None or not all(type(v) in kinds for v in present):
+        return None
+    data = np.array([v if v is not None else 0 for v in values], dtype=np_type)
+    return pa.Array.from_buffers(typ, n, [bitmap, pa.py_buffer(data)], n_null)
+
+
+def scans_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Scans rows as an Arrow table of :data:`SCANS_SCHEMA` (``Table.from_pylist``)."""
+    columns = [_plain_column([r.get(f.name) for r in rows], f.type) for f in SCANS_SCHEMA]
+    if any(c is None for c in columns):  # an unusual value: let pyarrow convert it
+        return pa.Table.from_pylist(rows, schema=SCANS_SCHEMA)
+    return pa.Table.from_arrays(columns, schema=SCANS_SCHEMA)
+
+
 def scans_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Scans rows as a DataFrame with the columns and types of :data:`SCANS_SCHEMA`."""
-    table = pa.Table.from_pylist(rows, schema=SCANS_SCHEMA)
-    return table.to_pandas()
+    return scans_table(rows).to_pandas()
+
+
+def _convert_rows(
+    rows: list[dict[str, Any]], out_dir: str | os.PathLike, qc: QcConfig, workers: int
+) -> list[dict[str, Any]]:
+    """The scans rows of manifest ``rows`` (see :func:`convert_batch`)."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    n_ok = sum(r.get("status") == Status.OK.value for r in rows)
+    if n_ok < workers:  # too few series for the pool: read the slices of each in threads
+        work = partial(convert_series, out_dir=Path(out_dir), qc=qc, threads=workers)
+        return [work(r) for r in rows]
+    work = partial(convert_series, out_dir=Path(out_dir), qc=qc)
+    return list(parallel_map(work, rows, workers))
 
 
 def convert_batch(
@@ -276,14 +358,26 @@ def convert_batch(
     Excluded rows pass through; the others are read, checked and written as
     ``out_dir/<series_uid>.nii``.
     """
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    rows = manifest.to_dict("records")
-    n_ok = sum(r.get("status") == Status.OK.value for r in rows)
-    if n_ok < workers:  # too few series for the pool: read the slices of each in threads
-        work = partial(convert_series, out_dir=Path(out_dir), qc=qc, threads=workers)
-        return scans_frame([work(r) for r in rows])
-    work = partial(convert_series, out_dir=Path(out_dir), qc=qc)
-    return scans_frame(list(parallel_map(work, rows, workers)))
+    return scans_frame(_convert_rows(manifest.to_dict("records"), out_dir, qc, workers))
+
+
+def convert_dir_table(
+    dicom_dir: str | os.PathLike, out_dir: str | os.PathLike, qc: QcConfig, *, workers: int = 1
+) -> pa.Table:
+    """:func:`convert_dir` returning the scans table as Arrow, without importing pandas.
+
+    The manifest rows go from :func:`cacflow.dicom.discover.discover_rows` to conversion as
+    plain dicts (the values :func:`cacflow.dicom.discover.discover`'s DataFrame holds, with
+    None for its NaN), and ``scans.parquet`` is written from the Arrow table of the scans
+    rows: the same table and metadata as writing :func:`scans_frame` with
+    :data:`SCANS_SCHEMA` (scans rows never hold NaN, only None).
+    """
+    manifest, counts = discover_rows(dicom_dir, workers=workers)
+    scans = scans_table(_convert_rows(manifest, out_dir, qc, workers))
+    meta = provenance(conventions={"qc": asdict(qc)})
+    meta |= {f"{COUNT_PREFIX}{k}": str(v) for k, v in counts.items()}
+    write_table(scans, Path(out_dir) / SCANS_FILE, meta=meta, schema=SCANS_SCHEMA)
+    return scans
 
 
 def convert_dir(
@@ -294,9 +388,4 @@ def convert_dir(
     The parquet metadata holds provenance, the QC settings and the file counts of
     :func:`cacflow.dicom.discover.discover` (keys ``count.<name>``, e.g. ``count.n_files``).
     """
-    manifest, counts = discover(dicom_dir, workers=workers)
-    scans = convert_batch(manifest, out_dir, qc, workers=workers)
-    meta = provenance(conventions={"qc": asdict(qc)})
-    meta |= {f"{COUNT_PREFIX}{k}": str(v) for k, v in counts.items()}
-    write_table(scans, Path(out_dir) / SCANS_FILE, meta=meta, schema=SCANS_SCHEMA)
-    return scans
+    return convert_dir_table(dicom_dir, out_dir, qc, workers=workers).to_pandas()

@@ -17,15 +17,21 @@ import os
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from cacflow.dicom.grouping import SeriesGroup, group_headers
 from cacflow.dicom.parallel import parallel_map
 from cacflow.dicom.read import FileHeader, read_header
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 HEADER_CHUNK = 64
 """Files handed to a worker at a time (amortises inter-process overhead)."""
+PARALLEL_MIN_FILES = 512
+"""Fewer files than this are read in-process whatever ``workers`` says: a header takes
+~0.3-0.5 ms, and starting the pool and shipping records back cost more than they save on
+small folders (300 files on 2 cores: 0.09-0.11 s in-process, 0.14-0.16 s over 2 processes)."""
 
 _NO_POSITION = (math.nan, math.nan, math.nan)
 _RAW_PATH_MARK = "\x00"
@@ -135,8 +141,11 @@ _SHARED_FIELDS = (
 """Header fields that repeat across the files of a series: stored once (see read_headers)."""
 
 
-def read_headers(paths: list[str], workers: int = 1) -> list[FileHeader]:
-    """Header records of ``paths`` (same order), read over ``workers`` processes.
+def read_headers(
+    paths: list[str], workers: int = 1, *, min_parallel: int = PARALLEL_MIN_FILES
+) -> list[FileHeader]:
+    """Header records of ``paths`` (same order), read over ``workers`` processes (in-process
+    when there are fewer than ``min_parallel`` paths).
 
     Values repeated across files (UIDs, kernel, orientation, ...) arrive as fresh objects
     from the workers; one shared object per distinct value keeps a large cohort's records
@@ -144,6 +153,8 @@ def read_headers(paths: list[str], workers: int = 1) -> list[FileHeader]:
     """
     shared: dict[object, object] = {}
     headers = []
+    if len(paths) < min_parallel:
+        workers = 1
     for h in parallel_map(read_header, paths, workers, chunksize=HEADER_CHUNK):
         for name in _SHARED_FIELDS:
             v = getattr(h, name)
@@ -214,7 +225,13 @@ def _format_json(headers: list[FileHeader]) -> str | None:
 
 def manifest_frame(groups: list[SeriesGroup]) -> pd.DataFrame:
     """The manifest table of ``groups`` (columns :data:`MANIFEST_COLUMNS`, fixed dtypes)."""
-    df = pd.DataFrame([_row(g) for g in groups], columns=list(MANIFEST_COLUMNS))
+    return _frame([_row(g) for g in groups])
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    import pandas as pd
+
+    df = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     for col in ("slice_thickness_mm", "pixel_spacing_mm", "pixel_spacing_col_mm"):
         df[col] = df[col].astype("float64")
     for col in ("rows", "columns", "n_files", "n_duplicates"):
@@ -230,12 +247,22 @@ def discover(
     Reads headers only. ``status``/``reason`` say what headers can tell (``ok`` rows may
     still be excluded by :func:`cacflow.dicom.convert.convert_batch`).
     """
+    rows, counts = discover_rows(dicom_dir, workers=workers)
+    return _frame(rows), counts
+
+
+def discover_rows(
+    dicom_dir: str | os.PathLike, *, workers: int = 1
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """:func:`discover` as plain rows (dicts keyed by :data:`MANIFEST_COLUMNS`, missing
+    values None) without pandas: what ``cacflow convert DICOM_DIR`` works from, since
+    importing pandas costs about as much as converting a 300-slice series."""
     root = Path(dicom_dir)
     if not root.is_dir():
         raise NotADirectoryError(f"DICOM folder not found: {root}")
     headers = read_headers(iter_files(root), workers)
     groups = group_headers(headers)
-    return manifest_frame(groups), count_files(headers, groups)
+    return [_row(g) for g in groups], count_files(headers, groups)
 
 
 def assign_batches(manifest: pd.DataFrame, batch_size: int) -> pd.DataFrame:
@@ -264,6 +291,8 @@ def manifest_batches(path: str | os.PathLike, batch_size: int) -> list[str]:
 
 @functools.lru_cache(maxsize=16)
 def _manifest_batches(path: str, mtime_ns: int, batch_size: int) -> tuple[str, ...]:
+    import pandas as pd
+
     if path.lower().endswith((".parquet", ".pq")):
         series = pd.read_parquet(path, columns=["series_uid"])
     else:

@@ -5,10 +5,11 @@ Modules: :mod:`~cacflow.synth.scene` (what is where, mm), :mod:`~cacflow.synth.p
 :mod:`~cacflow.synth.dicomwriter` (files), :mod:`~cacflow.synth.cohort` (the cohort).
 """
 
-from cacflow.synth.cohort import generate_cohort, plan_cohort, synth_scan
+from cacflow.synth.cohort import CohortMix, generate_cohort, plan_cohort, synth_scan
 from cacflow.synth.dicomwriter import FAKE_NAME_MARKER, FAKE_PHYSICIAN_MARKER, fake_identity
 
 __all__ = [
+    "CohortMix",
     "FAKE_NAME_MARKER",
     "FAKE_PHYSICIAN_MARKER",
     "fake_identity",

@@ -90,6 +90,46 @@ COHORT_COLUMNS = (
 _COORD_FMT = "{:.4f}"
 
 
+@dataclass(frozen=True)
+class CohortMix:
+    """How calcified the scans of a cohort are: the chance of each coronary severity
+    (``severity_p``, in the order of :data:`cacflow.synth.scene.SEVERITIES`: mild,
+    moderate, severe, extensive; normalised here) and the chance that a scan has
+    aortic-valve (``av_p``) or mitral-annulus (``mv_p``) calcification. The defaults are
+    the generator's usual mix; a training cohort may ask for more severe scans and more
+    valve calcium (the calcium a scoring method must learn to leave out)."""
+
+    severity_p: tuple[float, ...] = sc.SEVERITY_P
+    av_p: float = sc.VALVE_P["AV"]
+    mv_p: float = sc.VALVE_P["MV"]
+
+    def __post_init__(self) -> None:
+        weights = tuple(float(w) for w in self.severity_p)
+        if len(weights) != len(sc.SEVERITIES) or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(
+                f"severity_p needs {len(sc.SEVERITIES)} non-negative weights "
+                f"({', '.join(sc.SEVERITIES)}) with a positive sum, got {self.severity_p}"
+            )
+        if abs(sum(weights) - 1.0) > 1e-9:
+            weights = tuple(w / sum(weights) for w in weights)
+        object.__setattr__(self, "severity_p", weights)
+        for name in ("av_p", "mv_p"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+    @property
+    def valve_p(self) -> dict[str, float]:
+        return {"AV": self.av_p, "MV": self.mv_p}
+
+    def key(self) -> tuple[object, ...]:
+        """Part of the cohort key (and so of the UIDs); empty for the default mix, so the
+        usual cohorts keep their UIDs."""
+        return () if self == DEFAULT_MIX else ("mix", *self.severity_p, self.av_p, self.mv_p)
+
+
+DEFAULT_MIX = CohortMix()
+
+
 @dataclass
 class ScanPlan:
     """Cohort-level choices for one scan."""
@@ -126,15 +166,20 @@ def plan_cohort(
 
 
 def wanted_calcifications(
-    rng: np.random.Generator, anatomy: sc.Anatomy, z_top: float, zero_cac: bool
+    rng: np.random.Generator,
+    anatomy: sc.Anatomy,
+    z_top: float,
+    zero_cac: bool,
+    mix: CohortMix = DEFAULT_MIX,
 ) -> tuple[str, list[Proposal]]:
     """Severity and one proposal function per calcification to place: coronary lesions
-    (none for a zero-CAC scan), aortic-wall (TAC) and valve (AV, MV) calcifications."""
+    (none for a zero-CAC scan), aortic-wall (TAC) and valve (AV, MV) calcifications, drawn
+    with the chances of ``mix``."""
     wanted: list[Proposal] = []
     severity = "none"
     if not zero_cac:
         names = list(sc.SEVERITIES)
-        severity = names[int(rng.choice(len(names), p=sc.SEVERITY_P))]
+        severity = names[int(rng.choice(len(names), p=mix.severity_p))]
         (lo, hi), along, across = sc.SEVERITIES[severity]
         n = int(rng.integers(lo, hi + 1))
         for i in rng.choice(len(sc.CORONARY_LABELS), size=n, p=sc.CORONARY_LABEL_P):
@@ -149,7 +194,7 @@ def wanted_calcifications(
             )
     n_tac = int(rng.integers(sc.TAC_PER_SCAN[0], sc.TAC_PER_SCAN[1] + 1))
     wanted += [partial(sc.propose_aortic, anatomy=anatomy, z_top=z_top)] * n_tac
-    for label, p in sc.VALVE_P.items():
+    for label, p in mix.valve_p.items():
         if rng.uniform() < p:
             lo, hi = sc.VALVE_PER_SCAN[label]
             n = int(rng.integers(lo, hi + 1))
@@ -170,13 +215,19 @@ def annotate(rng: np.random.Generator, labels: list[str]) -> list[bool]:
     return annotated
 
 
-def synth_scan(plan: ScanPlan, seed: int, matrix: int, cohort_key: tuple[object, ...]) -> SynthScan:
+def synth_scan(
+    plan: ScanPlan,
+    seed: int,
+    matrix: int,
+    cohort_key: tuple[object, ...],
+    mix: CohortMix = DEFAULT_MIX,
+) -> SynthScan:
     """Draw and render one scan (no files written)."""
     rng = np.random.default_rng([seed, plan.index])
     anatomy = sc.sample_anatomy(rng)
     acq = sc.sample_acquisition(rng, anatomy, plan.thickness_mm, matrix)
     z_top = acq.origin[2] + (acq.n_slices - 1) * acq.thickness_mm
-    severity, wanted = wanted_calcifications(rng, anatomy, z_top, plan.zero_cac)
+    severity, wanted = wanted_calcifications(rng, anatomy, z_top, plan.zero_cac, mix)
     rendered = render(rng, anatomy, acq, wanted)
     annotated = annotate(rng, [c.label for c in rendered.calcifications])
     g = rendered.grid
@@ -301,12 +352,14 @@ def generate_cohort(
     thicknesses_mm: tuple[float, ...] = DEFAULT_THICKNESSES_MM,
     matrix: int = DEFAULT_MATRIX,
     zero_cac_fraction: float = DEFAULT_ZERO_CAC_FRACTION,
+    mix: CohortMix = DEFAULT_MIX,
 ) -> None:
     """Write a synthetic cohort of ``n_scans`` CT series to ``out_dir`` (see module doc).
 
     ``thicknesses_mm``: slice thicknesses (mm; increment = thickness) shared out evenly;
     ``matrix``: in-plane pixels (the field of view stays ~350 mm, so the pixel size
-    follows); ``zero_cac_fraction``: share of scans without coronary calcium. An existing
+    follows); ``zero_cac_fraction``: share of scans without coronary calcium; ``mix``: how
+    calcified the other scans are (:class:`CohortMix`). An existing
     ``out_dir/dicom`` folder is removed first.
     """
     out_dir = Path(out_dir)
@@ -320,13 +373,21 @@ def generate_cohort(
         raise ValueError(f"matrix must be >= 32 pixels, got {matrix}")
     if not 0.0 <= zero_cac_fraction <= 1.0:
         raise ValueError(f"zero_cac_fraction must be in [0, 1], got {zero_cac_fraction}")
-    cohort_key = ("cacflow-synth", seed, n_scans, matrix, *thicknesses_mm, zero_cac_fraction)
+    cohort_key = (
+        "cacflow-synth",
+        seed,
+        n_scans,
+        matrix,
+        *thicknesses_mm,
+        zero_cac_fraction,
+        *mix.key(),
+    )
     dicom_root = out_dir / "dicom"
     if dicom_root.exists():
         shutil.rmtree(dicom_root)  # a previous cohort's files would mix with this one
     annotations, truth, lesions, cohort = [], [], [], []
     for plan in plan_cohort(n_scans, seed, tuple(thicknesses_mm), zero_cac_fraction):
-        scan = synth_scan(plan, seed, matrix, cohort_key)
+        scan = synth_scan(plan, seed, matrix, cohort_key, mix)
         folder = write_scan_dicom(scan, seed, dicom_root, cohort_key)
         g = scan.rendered.grid
         acq = scan.scene.acquisition

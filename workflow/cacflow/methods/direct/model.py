@@ -270,3 +270,37 @@ def build_networks(ckpt: dict[str, Any]) -> tuple[RegistrationNet, ScoringNet]:
     score = ScoringNet(tuple(cfg["score_widths"]), list(cfg["band_levels"]))
     score.load_state_dict(ckpt["scoring"])
     return reg.eval(), score.eval()
+
+
+ATLAS_CONTENT = (
+    "direct-method atlas: mean registered training scan, intensity "
+    "(clip(HU,-1000,1000)+1000)/1000; frame = atlas frame (mm, centred)"
+)
+
+
+def export_atlas(model: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Write the atlas embedded in the weights file ``model`` as a NIfTI volume ``out``
+    (6 mm voxels, centred on the atlas frame's origin, identity direction) with a sidecar
+    holding the heart box (atlas frame, mm) and the weights' sha256: to look at with any
+    viewer; inference reads the atlas from the weights file."""
+    import numpy as np
+
+    from cacflow.methods.direct.atlas import ATLAS_SPACING_MM
+    from cacflow.volume import Geometry, Volume, write_volume
+
+    ckpt = load_checkpoint(model)
+    atlas = ckpt["atlas"].numpy().astype(np.float32)
+    origin = tuple(-(n - 1) / 2.0 * ATLAS_SPACING_MM for n in atlas.shape[::-1])
+    geometry = Geometry(
+        origin=origin,
+        spacing=(ATLAS_SPACING_MM,) * 3,
+        direction=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0),
+        slice_thickness_mm=ATLAS_SPACING_MM,
+    )
+    meta = {
+        "content": ATLAS_CONTENT,
+        "heart_box_lo_mm": ckpt["config"]["box_lo"],
+        "heart_box_hi_mm": ckpt["config"]["box_hi"],
+        "model_sha256": sha256_of(model),
+    }
+    write_volume(Volume(atlas, geometry, meta), out)

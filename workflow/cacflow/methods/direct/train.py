@@ -100,7 +100,7 @@ MAX_CALCIUM_POINTS = 4000
 class TrainSettings:
     """Hyper-parameters (defaults: the shipped demo model)."""
 
-    epochs: int = 4
+    epochs: int = 10
     seed: int = 0
     reg_iterations: int = 100
     """Registration iterations per atlas (initial and refined)."""
