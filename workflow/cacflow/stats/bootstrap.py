@@ -89,8 +89,11 @@ def resampled_sums(x: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.n
         b = min(chunk, n_boot - start)
         idx = rng.integers(0, n, size=(b, n))
         idx += (np.arange(b, dtype=np.int64) * n)[:, None]
-        weights = np.bincount(idx.ravel(), minlength=b * n).reshape(b, n)
-        out[start : start + b] = weights.astype(float) @ x
+        weights = np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(float)
+        # one product per resample: a (b, n) @ (n, m) product rounds differently with b on
+        # some BLAS builds, and a resample's sums must not depend on the chunk size
+        for r in range(b):
+            out[start + r] = weights[r] @ x
     return out
 
 
