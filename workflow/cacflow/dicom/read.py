@@ -18,10 +18,8 @@ Pixel values: stored values become HU slice by slice with that slice's RescaleSl
 RescaleIntercept (which may vary between slices); stored values marked as padding
 (PixelPaddingValue, up to PixelPaddingRangeLimit when present) become
 :data:`cacflow.conventions.PADDING_HU`. Encapsulated (compressed), deflated, big-endian
-or non-16-bit data go through pydicom's decoders (pylibjpeg, openjpeg, RLE, JPEG-LS, and
-python-gdcm for JPEG Lossless, which the pylibjpeg family does not decode without its
-GPL plugin); a syntax no installed decoder takes (an environment without python-gdcm)
-falls back to SimpleITK's GDCM reader.
+or non-16-bit data go through pydicom's decoders (pylibjpeg, openjpeg, RLE, JPEG-LS) and,
+for JPEG Lossless (which none of those decode), through SimpleITK's GDCM reader.
 """
 
 from __future__ import annotations
