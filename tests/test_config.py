@@ -95,3 +95,12 @@ def test_snakemake_fails_before_any_job(tmp_path: Path, text: str, key: str) -> 
     assert len(lines) == 1, proc.stderr
     assert key in lines[0]
     assert not (tmp_path / "results").exists()
+
+
+def test_version_is_the_installed_distributions() -> None:
+    """cacflow.__version__ (provenance, --version) is what pip installed from pyproject."""
+    from importlib.metadata import version
+
+    import cacflow
+
+    assert cacflow.__version__ == version("cacflow")
