@@ -101,6 +101,10 @@ def test_end_to_end_reference_equals_truth(tiny_run: Path) -> None:
         assert meta["version"] and meta["config_hash"]
         assert "threshold_hu" in meta["conventions"]
     assert (res / "report.html").exists()
+    page = (res / "report.html").read_text()
+    feedback = page[page.index('<section id="feedback">') :]
+    feedback = feedback[: feedback.index("</section>")]
+    assert feedback.count("<img ") == 3  # the first batch's decision-feedback maps
 
     scans = pd.read_parquet(res / "scans.parquet")
     assert scans["series_uid"].is_unique

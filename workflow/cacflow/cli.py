@@ -294,13 +294,22 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data_dir", type=Path, help="results/<ds> with all tables")
     p.add_argument("--settings", type=_json_arg, required=True, help="dataset settings JSON")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--feedback",
+        type=Path,
+        nargs=2,
+        metavar=("IMAGES_DIR", "PREDICTIONS_DIR"),
+        help="analysis volumes and `direct` predictions (with *_heatmap.nii) of one batch: "
+        "adds decision-feedback figures",
+    )
     p.set_defaults(handler=_report)
 
 
 def _report(a: argparse.Namespace) -> None:
     from cacflow.pipeline import write_report
 
-    write_report(_existing_dir(a.data_dir), a.settings, a.out)
+    feedback = tuple(_existing_dir(d) for d in a.feedback) if a.feedback else None
+    write_report(_existing_dir(a.data_dir), a.settings, a.out, feedback)
 
 
 # --- train-direct ------------------------------------------------------------------------

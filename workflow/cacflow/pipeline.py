@@ -264,9 +264,16 @@ def run_stats(data_dir: Path, settings: dict[str, Any]) -> None:
             df.to_csv(tmp, index=False)
 
 
-def write_report(data_dir: Path, settings: dict[str, Any], out: Path) -> None:
-    """Render ``report.html`` from a dataset's tables."""
+def write_report(
+    data_dir: Path,
+    settings: dict[str, Any],
+    out: Path,
+    feedback_dirs: tuple[Path, Path] | None = None,
+) -> None:
+    """Render ``report.html`` from a dataset's tables; ``feedback_dirs`` (analysis volumes,
+    ``direct`` predictions of one batch) add the decision-feedback figures."""
     from cacflow.report import render_report
+    from cacflow.report.feedback import feedback_examples, feedback_pairs
 
     def table(name: str) -> pd.DataFrame:
         df = read_table(data_dir / f"{name}.parquet")
@@ -282,11 +289,14 @@ def write_report(data_dir: Path, settings: dict[str, Any], out: Path) -> None:
         k: settings.get(k) for k in ("scoring", "schemes", "qc", "resample", "stats", "methods")
     }
     conventions["config_hash"] = settings.get("config_hash")
+    reference = (settings.get("stats") or {}).get("reference", REFERENCE_METHOD)
+    scores = table("scores")
+    pairs = feedback_pairs(*feedback_dirs) if feedback_dirs else []
     html = render_report(
         dataset=settings["dataset"],
-        reference=(settings.get("stats") or {}).get("reference", REFERENCE_METHOD),
+        reference=reference,
         scans=table("scans"),
-        scores=table("scores"),
+        scores=scores,
         agreement=table("agreement"),
         confusion=table("confusion"),
         conventions=json.loads(json.dumps(conventions, default=str)),
@@ -295,6 +305,7 @@ def write_report(data_dir: Path, settings: dict[str, Any], out: Path) -> None:
         detection=table("detection"),
         subgroups=table("subgroups"),
         reference_points=table("reference_points"),
+        feedback=feedback_examples(pairs, scores, reference),
     )
     with atomic_path(out) as tmp:
         tmp.write_text(html, encoding="utf-8")

@@ -290,6 +290,11 @@ def read_geometry(path: str | os.PathLike) -> Geometry:
     return _geometry(reader, _sidecar(path).get("geometry", {}))
 
 
+HEATMAP_SUFFIX = "_heatmap"
+"""``<series_uid>_heatmap.nii``: the ``direct`` method's decision feedback of a series
+(written by inference beside its predictions, read by the report)."""
+
+
 def list_volumes(directory: str | os.PathLike) -> list[Path]:
     """The .nii files of a directory, sorted by name (series key)."""
     return sorted(Path(directory).glob("*.nii"))

@@ -156,9 +156,22 @@ def gather_args(wildcards):
     )
 
 
+def feedback_dirs(wildcards):
+    """Report input: analysis volumes and `direct` predictions of the first batch (their
+    decision-feedback maps become the report's example figures); none without `direct`."""
+    s = SETTINGS[wildcards.ds]
+    if not s["has_dicom"] or "direct" not in s["methods"]:
+        return []
+    batches = batch_ids(wildcards.ds)
+    if not batches:
+        return []
+    b, ds = batches[0], wildcards.ds
+    return [f"results/{ds}/work/resampled/{b}", f"results/{ds}/work/labels/direct/{b}"]
+
+
 # Training of the `direct` method (train.smk)
 
-DIRECT = {"train_dataset": "train", "epochs": 4, "seed": 0, "reg_iterations": 100}
+DIRECT = {"train_dataset": "train", "epochs": 10, "seed": 0, "reg_iterations": 100}
 DIRECT |= config.get("direct") or {}
 
 

@@ -10,6 +10,7 @@ rule report:
         confusion="results/{ds}/confusion.parquet",
         detection="results/{ds}/detection.parquet",
         subgroups="results/{ds}/subgroups.parquet",
+        feedback=feedback_dirs,
     output:
         report(
             "results/{ds}/report.html",
@@ -22,6 +23,9 @@ rule report:
         "benchmarks/{ds}/report.tsv"
     params:
         settings=settings_json,
+        feedback=lambda wildcards, input: (
+            "--feedback " + " ".join(input.feedback) if input.feedback else ""
+        ),
     threads: 1
     resources:
         mem_mb=4000,
@@ -30,4 +34,4 @@ rule report:
         "../../envs/stats.yaml"
     shell:
         "cacflow report results/{wildcards.ds} --settings {params.settings:q} "
-        "--out {output} > {log} 2>&1"
+        "--out {output} {params.feedback} > {log} 2>&1"

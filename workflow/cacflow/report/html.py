@@ -688,6 +688,16 @@ def statistics_meta(agreement: pd.DataFrame) -> dict[str, str]:
     return meta
 
 
+def _feedback_item(f: Mapping[str, Any]) -> dict[str, Any]:
+    """A feedback figure with its caption numbers formatted."""
+    return {
+        **f,
+        "predicted": fmt(f["predicted"], 1),
+        "direct": fmt(f.get("direct"), 1),
+        "reference": fmt(f.get("reference"), 1),
+    }
+
+
 def _template() -> jinja2.Template:
     """The page template (package data), HTML-escaping every value."""
     text = resources.files("cacflow.report").joinpath(TEMPLATE).read_text(encoding="utf-8")
@@ -711,6 +721,7 @@ def render_report(
     reference: str = REFERENCE_METHOD,
     config_hash: str | None = None,
     date: str | None = None,
+    feedback: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
     """The report of one dataset as one self-contained HTML page (returned as text).
 
@@ -721,6 +732,8 @@ def render_report(
     are shown as given. ``config_hash`` defaults to ``conventions['config_hash']``, else the
     hash of ``conventions``; ``date`` (ISO, header only) to today. ``scans`` may be empty
     (statistics-only dataset). ``reference``: the name of the reference in ``scores``.
+    ``feedback``: decision-feedback figures of the ``direct`` method
+    (:func:`cacflow.report.feedback.feedback_examples`).
     """
     from cacflow import __version__
 
@@ -745,6 +758,8 @@ def render_report(
     toc = [("cohort", "Cohort"), ("scores", "Scores"), ("agreement", "Agreement")]
     if sections["figures"]:
         toc.append(("figures", "Plots per method"))
+    if feedback:
+        toc.append(("feedback", "Decision feedback"))
     if sections["subgroups"]:
         toc.append(("subgroups", "Subgroups"))
     if sections["detection"] or sections["lesions"]:
@@ -764,5 +779,6 @@ def render_report(
         toc=toc,
         glossary=GLOSSARY,
         match_radius_mm=detection_meta.get("match_radius_mm"),
+        feedback=[_feedback_item(f) for f in feedback or []],
         **sections,
     )

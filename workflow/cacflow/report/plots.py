@@ -167,3 +167,57 @@ def heatmap_colors(share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     background = np.array([to_hex(c) for c in rgba.reshape(-1, 4)]).reshape(np.shape(share))
     text = np.where(np.asarray(share) > DARK_CELL, "#ffffff", "#1d2733")
     return background, text
+
+
+CT_WINDOW_HU = (-200.0, 800.0)
+"""Grey-level window of the decision-feedback figures (HU): soft tissue grey, calcium white."""
+FEEDBACK_CMAP = "inferno"
+FEEDBACK_MARGIN_PX = 32
+"""Pixels kept around the feedback's extent when a figure is cropped to it."""
+FEEDBACK_SHOWN_FRACTION = 0.02
+"""Feedback below this fraction of the slice's maximum is drawn transparent (the cubic
+upsampling of the 8 x 8-pixel cells leaves faint values across the whole window)."""
+
+
+def crop_box(heat: np.ndarray, margin: int = FEEDBACK_MARGIN_PX) -> tuple[slice, slice]:
+    """(rows, columns) slices around the non-zero pixels of ``heat`` plus ``margin``; the
+    whole slice when ``heat`` is zero everywhere."""
+    ys, xs = np.nonzero(heat > 0)
+    if ys.size == 0:
+        return slice(0, heat.shape[0]), slice(0, heat.shape[1])
+    y0, y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, heat.shape[0])
+    x0, x1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, heat.shape[1])
+    return slice(y0, y1), slice(x0, x1)
+
+
+def feedback_figure(ct: np.ndarray, heat: np.ndarray, pixel_mm: tuple[float, float]) -> str:
+    """One axial slice, without and with the ``direct`` method's decision feedback, as a
+    data URI.
+
+    ``ct``: HU (y, x); ``heat``: feedback of the same slice (mm^2 x Agatston weight per
+    pixel, 0 where nothing was counted); ``pixel_mm``: (column, row) spacing, so pixels
+    keep their aspect. Both panels are cropped to the feedback plus
+    :data:`FEEDBACK_MARGIN_PX`; the right panel shows the feedback over the slice
+    (transparent below :data:`FEEDBACK_SHOWN_FRACTION` of its maximum) with a colour bar.
+    """
+    peak = float(heat.max())
+    heat = np.where(heat > FEEDBACK_SHOWN_FRACTION * peak, heat, 0.0) if peak > 0 else heat
+    rows, cols = crop_box(heat)
+    ct, heat = ct[rows, cols], heat[rows, cols]
+    extent = (0.0, ct.shape[1] * pixel_mm[0], ct.shape[0] * pixel_mm[1], 0.0)
+    grey = {"cmap": "gray", "vmin": CT_WINDOW_HU[0], "vmax": CT_WINDOW_HU[1], "extent": extent}
+    with rc_context({"font.size": FONT_SIZE}):
+        fig = Figure(figsize=(FIGURE_WIDTH_IN * 0.7, 3.6), layout="constrained")
+        left, right = fig.subplots(1, 2)
+        left.imshow(ct, **grey)
+        left.set_title("CT slice")
+        right.imshow(ct, **grey)
+        shown = np.ma.masked_less_equal(heat, 0.0)
+        vmax = float(heat.max()) if heat.max() > 0 else 1.0
+        im = right.imshow(shown, cmap=FEEDBACK_CMAP, vmin=0.0, vmax=vmax, alpha=0.8, extent=extent)
+        right.set_title("Decision feedback")
+        fig.colorbar(im, ax=right, label="mm² × weight per pixel", shrink=0.85)
+        for ax in (left, right):
+            ax.set_xlabel("mm")
+        left.set_ylabel("mm")
+        return to_data_uri(fig)

@@ -44,11 +44,17 @@ from cacflow.methods.direct.model import POOLING, build_networks, load_checkpoin
 from cacflow.methods.direct.register import CropPlan, window_of
 from cacflow.methods.direct.runtime import configure, resolve_device
 from cacflow.provenance import provenance, write_table
-from cacflow.volume import Geometry, Volume, list_volumes, read_volume, write_volume
+from cacflow.volume import (
+    HEATMAP_SUFFIX,
+    Geometry,
+    Volume,
+    list_volumes,
+    read_volume,
+    write_volume,
+)
 
 PREDICTIONS_FILE = "slice_predictions.parquet"
 REGISTRATION_FILE = "registration.parquet"
-HEATMAP_SUFFIX = "_heatmap"
 PREDICTION_COLUMNS = ("series_uid", "slice", "artery", "pseudo_agatston")
 SCORE_COLUMNS = ("series_uid", "artery", "agatston", "volume_mm3", "mass_mg", "n_lesions")
 MIN_SLICE_SCORE_PX = 0.5
