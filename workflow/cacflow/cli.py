@@ -118,11 +118,9 @@ def _convert(a: argparse.Namespace) -> None:
         table = convert_dir_table(_existing_dir(a.paths[0]), a.paths[1], qc, workers=a.workers)
         statuses = table.column("status").to_pylist()
     else:
-        from dataclasses import asdict
-
-        from cacflow.dicom.convert import SCANS_FILE, SCANS_SCHEMA, convert_batch
+        from cacflow.dicom.convert import convert_batch, write_scans
         from cacflow.dicom.discover import assign_batches
-        from cacflow.provenance import atomic_dir, provenance, write_table
+        from cacflow.provenance import atomic_dir
         from cacflow.tables import read_table
 
         if len(a.paths) != 1 or a.batch is None:
@@ -133,8 +131,7 @@ def _convert(a: argparse.Namespace) -> None:
             raise ValueError(f"{a.manifest}: no series in batch {a.batch}")
         with atomic_dir(a.paths[0]) as out:
             scans = convert_batch(rows, out, qc, workers=a.workers)
-            meta = provenance(conventions={"qc": asdict(qc)})
-            write_table(scans, out / SCANS_FILE, meta, schema=SCANS_SCHEMA)
+            write_scans(scans, out, qc)
         statuses = scans["status"].tolist()
     n_ok = sum(s == "ok" for s in statuses)
     print(f"convert: {n_ok} of {len(statuses)} series converted", flush=True)

@@ -59,6 +59,7 @@ __all__ = [
     "convert_dir",
     "convert_dir_table",
     "convert_series",
+    "write_scans",
 ]
 
 SCANS_SCHEMA = pa.schema(
@@ -374,10 +375,21 @@ def convert_dir_table(
     """
     manifest, counts = discover_rows(dicom_dir, workers=workers)
     scans = scans_table(_convert_rows(manifest, out_dir, qc, workers))
-    meta = provenance(conventions={"qc": asdict(qc)})
-    meta |= {f"{COUNT_PREFIX}{k}": str(v) for k, v in counts.items()}
-    write_table(scans, Path(out_dir) / SCANS_FILE, meta=meta, schema=SCANS_SCHEMA)
+    write_scans(scans, out_dir, qc, counts)
     return scans
+
+
+def write_scans(
+    scans: pd.DataFrame | pa.Table,
+    out_dir: str | os.PathLike,
+    qc: QcConfig,
+    counts: Mapping[str, int] | None = None,
+) -> None:
+    """``out_dir/scans.parquet`` (:data:`SCANS_SCHEMA`) with provenance, the QC settings
+    and, for a whole folder, the file counts of discovery (keys ``count.<name>``)."""
+    meta = provenance(conventions={"qc": asdict(qc)})
+    meta |= {f"{COUNT_PREFIX}{k}": str(v) for k, v in (counts or {}).items()}
+    write_table(scans, Path(out_dir) / SCANS_FILE, meta=meta, schema=SCANS_SCHEMA)
 
 
 def convert_dir(

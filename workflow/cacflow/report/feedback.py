@@ -2,9 +2,10 @@
 
 ``cacflow infer direct`` writes ``<series_uid>_heatmap.nii`` (voxel = that voxel's share
 of the predicted Agatston score, mm^2 x weight; see :func:`cacflow.methods.direct.infer.heatmap`)
-for the first series of each batch. The report shows, for each such map, the axial slice
-with the most predicted calcium beside the same slice with the map overlaid, so a reader
-can see *where* the network counted calcium, and whether it was a coronary artery.
+for the first series of each batch (three by default). The report shows, for each such
+map, the axial slice with the most predicted calcium beside the same slice with the map
+overlaid, so a reader can see *where* the network counted calcium, and whether it was a
+coronary artery.
 """
 
 from __future__ import annotations
