@@ -1,0 +1,350 @@
+"""Where the heart is in a CT volume, and what the blood pool and the noise look like there.
+
+One classical, training-free heart localiser shared by every step that needs the heart:
+the ``hu-threshold`` method (its coronary zone), the scorability checks of
+:mod:`cacflow.scorable` (heart inside the field of view, contrast, noise) and the
+inserted-calcium command (:mod:`cacflow.insert`). It works on chest fields of view (whole
+body, both lungs) and on cardiac ones (the FOV circle cuts the body and the lungs).
+Array axis order (z, y, x); HU; mm; LPS patient frame (+y posterior, +x patient's left).
+
+Steps, on a coarse grid of about :data:`COARSE_VOXEL_MM` (block means; they also average
+the noise away):
+
+1. **Field of view.** Blocks of constant value at or below :data:`PADDING_MAX_HU` lie
+   outside the reconstruction circle (scanners write one padding value there; real air
+   always has noise).
+2. **Body and lungs.** Body = the largest 3D component above :data:`BODY_MIN_HU`. Per
+   slice its convex hull is taken, so that lungs cut by a cardiac FOV's edge still count
+   as lungs; lungs = voxels of the hull, inside the FOV, below :data:`LUNG_MAX_HU`, in 3D
+   components of at least :data:`LUNG_MIN_ML`.
+3. **Mediastinum.** In every image row, the voxels strictly between the lung on one side
+   of the body's midline and the lung on the other side.
+4. **Spine.** Bone (above :data:`BONE_MIN_HU`) near the body's midline and posterior of
+   the body's centroid; per slice, everything posterior of its front edge is cut from the
+   mediastinum (the descending aorta and oesophagus lie beside the spine).
+5. **Heart.** Soft tissue (:data:`SOFT_TISSUE_HU`) of the mediastinum is eroded by
+   :data:`HEART_EROSION_MM` (this cuts the thin links to the great vessels and the chest
+   wall), and of the 3D components at least :data:`CANDIDATE_FRACTION` of the largest one's
+   size, the one nearest the lungs' centroid is the heart. It is dilated back by the same
+   distance within the mediastinal soft tissue and its holes are filled.
+
+Known limit: in non-contrast CT the diaphragm does not separate the heart's inferior wall
+from the liver dome, so the mask may include the top of the liver. Calcium there is rare;
+the coronary zone of ``hu-threshold`` is cut at the top (great vessels) only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cc3d
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import ConvexHull, QhullError
+
+from cacflow.volume import Volume
+
+COARSE_VOXEL_MM = 3.0
+"""Target voxel size (mm) of the coarse grid."""
+PADDING_MAX_HU = -1000.0
+"""A constant coarse block at or below this HU is outside the field of view."""
+BODY_MIN_HU = -500.0
+LUNG_MAX_HU = -400.0
+LUNG_MIN_ML = 20.0
+"""Smallest air component (ml) counted as lung (trachea, bowel gas and noise are smaller or
+lie outside the hull)."""
+BONE_MIN_HU = 180.0
+"""Coarse-grid HU above which a block is bone (cancellous vertebrae are 200-400 HU)."""
+SPINE_HALF_WIDTH_MM = 30.0
+"""Half-width (mm) of the band round the body's midline column searched for the spine."""
+SPINE_MARGIN_MM = 20.0
+"""The cut lies this far (mm) anterior of the spine's front edge: the descending aorta and
+the oesophagus lie beside and just in front of the vertebral bodies."""
+SOFT_TISSUE_HU = (-40.0, 110.0)
+"""Coarse-grid HU range taken as soft tissue (blood, myocardium); fat lies below it."""
+HEART_EROSION_MM = 8.0
+CANDIDATE_FRACTION = 0.2
+CORE_DEPTH_MM = 10.0
+"""Depth (mm) inside the heart mask of the core where blood pool and noise are measured."""
+NOISE_WINDOW_MM = 7.0
+"""Side (mm) of the in-plane window of the local standard deviation (noise)."""
+
+
+@dataclass(frozen=True)
+class Heart:
+    """The heart found in a volume.
+
+    ``mask``: heart on the coarse grid (z, y, x); ``factors``: voxels per coarse block
+    along (z, y, x); ``coarse_mm``: coarse voxel size (mm, z, y, x); ``fov``: coarse
+    blocks inside the reconstruction field of view; ``region``: see below.
+    """
+
+    mask: np.ndarray
+    factors: np.ndarray
+    coarse_mm: np.ndarray
+    fov: np.ndarray
+    top_is_first: bool
+    """True when array slice 0 is the most superior one (world z decreases with the index)."""
+    region: np.ndarray
+    """Coarse voxels where the heart and its surface may lie: the mediastinum (between the
+    lungs), without what lies behind the spine's front edge."""
+
+    def full_mask(self, shape: tuple[int, ...]) -> np.ndarray:
+        """The heart mask on the full grid of ``shape`` (z, y, x)."""
+        return upsample(self.mask, self.factors, shape)
+
+    def core(self) -> np.ndarray:
+        """Coarse voxels deeper than :data:`CORE_DEPTH_MM` inside the heart (the interior
+        of the chambers and myocardium; falls back to the whole mask for a small heart)."""
+        core = erode(self.mask, CORE_DEPTH_MM, self.coarse_mm)
+        return core if core.any() else self.mask
+
+    def touches_fov_edge(self) -> bool:
+        """True when the heart reaches the edge of the field of view: the image border, the
+        reconstruction circle or the top slice (the heart's base with the coronary ostia).
+        The bottom slice is not checked: the mask may run on into the liver dome there."""
+        m = self.mask
+        top = 0 if self.top_is_first else -1
+        if m[top].any() or m[:, 0].any() or m[:, -1].any():
+            return True
+        if m[:, :, 0].any() or m[:, :, -1].any():
+            return True
+        outside = ndimage.binary_dilation(~self.fov, iterations=1)
+        return bool((m & outside).any())
+
+
+def coarse_grid(vol: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Block factors (z, y, x), the coarse voxel size (mm) and the block-mean volume."""
+    g = vol.geometry
+    spacing = np.array([g.spacing[2], g.spacing[1], g.spacing[0]], dtype=float)
+    factors = np.maximum(np.rint(COARSE_VOXEL_MM / spacing).astype(int), 1)
+    factors = np.minimum(factors, np.asarray(vol.array.shape))
+    return factors, spacing * factors, block_mean(np.asarray(vol.array), factors)
+
+
+def find_heart(vol: Volume) -> Heart | None:
+    """The heart of ``vol`` (HU, (z, y, x)) by steps 1-5 of the module docstring; None when
+    no lungs or no mediastinal soft tissue are found."""
+    factors, coarse_mm, coarse = coarse_grid(vol)
+    fov = field_of_view(np.asarray(vol.array), factors)
+    found = heart_mask(coarse, coarse_mm, fov)
+    if found is None:
+        return None
+    mask, region = found
+    top_is_first = float(vol.geometry.index_to_world(np.array([0.0, 0.0, 1.0]))[2]) < float(
+        vol.geometry.index_to_world(np.zeros(3))[2]
+    )
+    return Heart(mask, factors, coarse_mm, fov, top_is_first, region)
+
+
+def heart_mask(
+    coarse: np.ndarray, coarse_mm: np.ndarray, fov: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Steps 2-5 on a coarse HU grid: the heart and the region it was searched in; None
+    when there is no heart to find."""
+    body, lungs = tissue_masks(coarse, coarse_mm, fov)
+    if not lungs.any():
+        return None
+    region = mediastinum(body, lungs) & ~behind_spine(coarse, body, coarse_mm)
+    soft = (coarse > SOFT_TISSUE_HU[0]) & (coarse < SOFT_TISSUE_HU[1])
+    cand = soft & region
+    core = erode(cand, HEART_EROSION_MM, coarse_mm)
+    labels = cc3d.connected_components(core, connectivity=26)
+    if labels.max() == 0:
+        return None
+    stats = cc3d.statistics(labels)
+    sizes, coms = stats["voxel_counts"][1:], stats["centroids"][1:]
+    lung_c = np.argwhere(lungs).mean(axis=0) * coarse_mm
+    dist = np.linalg.norm(coms * coarse_mm - lung_c, axis=1)
+    dist[sizes < CANDIDATE_FRACTION * sizes.max()] = np.inf
+    best = int(np.argmin(dist)) + 1
+    # Grow the chosen core back, but only into voxels nearer to it than to any other core:
+    # the descending aorta and the great vessels keep their own territory.
+    dist_mm, nearest = ndimage.distance_transform_edt(
+        labels == 0, sampling=coarse_mm, return_indices=True
+    )
+    owner = labels[tuple(nearest)]
+    heart = (owner == best) & (dist_mm <= HEART_EROSION_MM) & cand
+    return fill_holes(heart), region  # calcium inside the heart leaves no hole
+
+
+def field_of_view(hu: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Coarse blocks inside the reconstruction circle (step 1)."""
+    mean = block_mean(hu, factors).astype(np.float64)
+    sq = block_mean(np.square(hu.astype(np.float64)), factors)
+    constant = (sq - mean**2) < 1.0  # variance below 1 HU^2: real air is never that flat
+    return ~(constant & (mean <= PADDING_MAX_HU))
+
+
+def tissue_masks(
+    coarse: np.ndarray, coarse_mm: np.ndarray, fov: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Body (per-slice convex hull) and lung masks of a coarse HU volume (step 2)."""
+    body = _largest_component(coarse > BODY_MIN_HU)
+    hull = np.zeros_like(body)
+    for k in range(body.shape[0]):
+        hull[k] = convex_hull_2d(body[k])
+    air = hull & fov & (coarse < LUNG_MAX_HU)
+    labels = cc3d.connected_components(air, connectivity=26)
+    if labels.max() == 0:
+        return hull, air
+    counts = np.bincount(labels.ravel())
+    counts[0] = 0
+    big = counts * float(np.prod(coarse_mm)) / 1000.0 >= LUNG_MIN_ML
+    return hull, big[labels]
+
+
+def convex_hull_2d(mask: np.ndarray) -> np.ndarray:
+    """The filled convex hull of a 2D mask (pixel centres); the mask itself when it is too
+    small or flat for a hull. Only the mask's boundary pixels enter the hull computation."""
+    edge = mask & ~ndimage.binary_erosion(mask)
+    pts = np.argwhere(edge)
+    if len(pts) < 4:
+        return mask.copy()
+    try:
+        hull = ConvexHull(pts)
+    except QhullError:
+        return mask.copy()
+    lo, hi = pts.min(axis=0), pts.max(axis=0) + 1
+    yy, xx = np.mgrid[lo[0] : hi[0], lo[1] : hi[1]]
+    grid = np.stack([yy.ravel(), xx.ravel()], axis=1)
+    inside = (grid @ hull.equations[:, :2].T + hull.equations[:, 2] <= 1e-9).all(axis=1)
+    out = np.zeros_like(mask)
+    out[lo[0] : hi[0], lo[1] : hi[1]] = inside.reshape(yy.shape)
+    return out | mask
+
+
+def mediastinum(body: np.ndarray, lungs: np.ndarray) -> np.ndarray:
+    """Per image row, the voxels strictly between the lungs on the two sides of the body's
+    midline (column axis) (step 3)."""
+    nx = body.shape[2]
+    cols = np.arange(nx)
+    body_cols = np.nonzero(body)[2]
+    mid = int(np.rint(body_cols.mean())) if body_cols.size else nx // 2
+    side_a = lungs & (cols < mid)
+    side_b = lungs & (cols >= mid)
+    has_a, has_b = side_a.any(axis=2), side_b.any(axis=2)
+    a_last = nx - 1 - np.argmax(side_a[..., ::-1], axis=2)
+    b_first = np.argmax(side_b, axis=2)
+    rows = (has_a & has_b)[..., None]
+    return rows & (cols > a_last[..., None]) & (cols < b_first[..., None])
+
+
+def behind_spine(coarse: np.ndarray, body: np.ndarray, coarse_mm: np.ndarray) -> np.ndarray:
+    """Coarse voxels posterior of the spine's front edge, per slice (step 4).
+
+    Spine = bone within :data:`SPINE_HALF_WIDTH_MM` of the body's midline column and
+    posterior of the body's centroid (the ribs, joined to the spine at this resolution,
+    and the sternum are left out that way). Slices without such bone (a cardiac FOV may
+    not hold the spine) are not cut.
+    """
+    bone = coarse > BONE_MIN_HU
+    cols = np.arange(coarse.shape[2])
+    mid = float(np.nonzero(body)[2].mean())
+    band = np.abs(cols - mid) * coarse_mm[2] <= SPINE_HALF_WIDTH_MM
+    rows = np.arange(coarse.shape[1])
+    body_y = float(np.nonzero(body)[1].mean())
+    spine = bone & band[None, None, :] & (rows > body_y)[None, :, None]
+    has = spine.any(axis=(1, 2))
+    front = np.argmax(spine.any(axis=2), axis=1)  # first (most anterior) spine row per slice
+    margin = int(np.ceil(SPINE_MARGIN_MM / coarse_mm[1]))
+    out = rows[None, :, None] >= (front - margin)[:, None, None]
+    out[~has] = False
+    return np.broadcast_to(out, coarse.shape) & np.ones(coarse.shape, dtype=bool)
+
+
+def blood_pool_hu(vol: Volume, heart: Heart) -> float:
+    """Median HU (full grid) of the heart's core: ≈ 30-55 HU without contrast."""
+    core = upsample(heart.core(), heart.factors, vol.array.shape)
+    return float(np.median(np.asarray(vol.array)[core]))
+
+
+def noise_hu(vol: Volume, heart: Heart) -> float:
+    """Image noise (HU): median over the heart's core of the standard deviation in an
+    in-plane window of :data:`NOISE_WINDOW_MM` (a homogeneous-region SD that the few
+    tissue edges in the core barely move)."""
+    hu = np.asarray(vol.array, dtype=np.float32)
+    core = upsample(heart.core(), heart.factors, hu.shape)
+    ks = np.flatnonzero(core.any(axis=(1, 2)))
+    sy, sx = vol.geometry.spacing[1], vol.geometry.spacing[0]
+    size = (1, max(3, round(NOISE_WINDOW_MM / sy)), max(3, round(NOISE_WINDOW_MM / sx)))
+    part = hu[ks]
+    mean = ndimage.uniform_filter(part, size=size)
+    var = ndimage.uniform_filter(part * part, size=size) - mean * mean
+    sd = np.sqrt(np.maximum(var, 0.0))
+    return float(np.median(sd[core[ks]]))
+
+
+# --- small morphology helpers on coarse grids (mm-aware) -----------------------------------
+
+
+def block_mean(a: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Mean over blocks of ``factors`` voxels (z, y, x); a partial last block is dropped."""
+    shape = np.maximum(np.array(a.shape) // factors, 1)
+    fz, fy, fx = (int(f) for f in np.minimum(factors, a.shape))
+    nz, ny, nx = (int(s) for s in shape)
+    crop = a[: nz * fz, : ny * fy, : nx * fx]
+    if crop.dtype != np.float64:
+        crop = crop.astype(np.float32)
+    return crop.reshape(nz, fz, ny, fy, nx, fx).mean(axis=(1, 3, 5))
+
+
+def upsample(mask: np.ndarray, factors: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Nearest-block upsampling of a coarse mask to ``shape`` (edge blocks repeated)."""
+    big = mask
+    for axis, f in enumerate(factors):
+        big = np.repeat(big, int(f), axis=axis)
+    pad = [(0, max(s - b, 0)) for s, b in zip(shape, big.shape, strict=True)]
+    big = np.pad(big, pad, mode="edge")
+    return big[: shape[0], : shape[1], : shape[2]]
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    labels = cc3d.connected_components(mask, connectivity=26)
+    if labels.max() == 0:
+        return mask
+    counts = np.bincount(labels.ravel())
+    counts[0] = 0
+    return labels == int(np.argmax(counts))
+
+
+def _box(mask: np.ndarray, pad: np.ndarray) -> tuple[slice, ...]:
+    """Bounding box of ``mask`` grown by ``pad`` voxels per axis, clipped to the array."""
+    idx = np.argwhere(mask)
+    lo = np.maximum(idx.min(axis=0) - pad, 0)
+    hi = np.minimum(idx.max(axis=0) + pad + 1, mask.shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+
+
+def depth_map(mask: np.ndarray, spacing_mm: np.ndarray) -> np.ndarray:
+    """Distance (mm) of each voxel of ``mask`` from its outside; 0 outside ``mask``."""
+    out = np.zeros(mask.shape, dtype=float)
+    if mask.any():
+        box = _box(mask, np.ones(3, dtype=int))
+        out[box] = ndimage.distance_transform_edt(mask[box], sampling=spacing_mm)
+    return out
+
+
+def erode(mask: np.ndarray, radius_mm: float, spacing_mm: np.ndarray) -> np.ndarray:
+    """Voxels of ``mask`` farther than ``radius_mm`` from its outside (Euclidean, mm)."""
+    return depth_map(mask, spacing_mm) > radius_mm
+
+
+def dilate(mask: np.ndarray, radius_mm: float, spacing_mm: np.ndarray) -> np.ndarray:
+    """Voxels within ``radius_mm`` of ``mask`` (Euclidean, mm)."""
+    out = np.zeros_like(mask, dtype=bool)
+    if not mask.any():
+        return out
+    box = _box(mask, np.ceil(radius_mm / spacing_mm).astype(int) + 1)
+    out[box] = ndimage.distance_transform_edt(~mask[box], sampling=spacing_mm) <= radius_mm
+    return out
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` plus every background region (6-connected) that does not reach the border."""
+    background = cc3d.connected_components(~mask, connectivity=6)
+    faces = np.concatenate(
+        [np.ravel(np.take(background, i, axis=a)) for a in range(3) for i in (0, -1)]
+    )
+    outside = np.isin(background, np.unique(faces))
+    return mask | ~outside
