@@ -646,18 +646,28 @@ def lesion_summary(lesions: pd.DataFrame | None) -> Table | None:
 
 
 def reference_point_summary(points: pd.DataFrame | None) -> Table | None:
-    """Annotation points per label: all, unmatched (no calcium), with conflicting labels.
+    """Annotation points per label: all, unmatched (no calcium), with conflicting labels,
+    and (with ``point_status``) those on no scored series.
 
     ``points``: one row per annotation point (``reference_points.parquet``) with
     ``label``, ``series_uid`` and a boolean ``matched``; without ``matched`` every row is
-    taken as unmatched. ``conflict`` (boolean), when present, counts points whose lesion
-    also received another label. None when there are no points.
+    taken as unmatched. ``point_status`` (:class:`cacflow.reference.PointStatus`), when
+    present, splits the unmatched: ``unmatched`` (no calcium) from ``unknown_series``,
+    ``excluded_series`` and ``outside_volume`` (not on a scored series). ``conflict``
+    (boolean), when present, counts points whose lesion also received another label.
+    None when there are no points.
     """
     if points is None or points.empty:
         return None
+    unmatched = ~points["matched"].fillna(False).astype(bool) if "matched" in points else True
+    has_status = "point_status" in points
+    off_series = (
+        ~points["point_status"].isin(["matched", "snapped", "unmatched"]) if has_status else False
+    )
     df = points.assign(
         _label=points["label"].fillna("unlabelled").astype(str) if "label" in points else "all",
-        _unmatched=~points["matched"].astype(bool) if "matched" in points else True,
+        _unmatched=unmatched & ~off_series,
+        _off=off_series,
         _conflict=points["conflict"].fillna(False).astype(bool) if "conflict" in points else False,
     )
     has_uid = "series_uid" in df
@@ -666,11 +676,15 @@ def reference_point_summary(points: pd.DataFrame | None) -> Table | None:
         bad = grp[grp["_unmatched"]]
         scans = f"{bad['series_uid'].nunique():,}" if has_uid else DASH
         out = [name, f"{len(grp):,}", f"{len(bad):,}", scans]
+        if has_status:
+            out.append(f"{int(grp['_off'].sum()):,}")
         return out + ([f"{int(grp['_conflict'].sum()):,}"] if "conflict" in points else [])
 
     rows = [row(str(name), grp) for name, grp in df.groupby("_label", sort=True)]
     rows.append(row("All", df))
     columns = ["Label", "Points", "Without calcium", "Scans with such points"]
+    if has_status:
+        columns.append("Not on a scored series (unknown, excluded, outside the volume)")
     if "conflict" in points:
         columns.append("On a lesion with conflicting labels")
     return Table(columns, rows)
