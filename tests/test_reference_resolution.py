@@ -93,6 +93,9 @@ def test_every_annotation_row_reaches_reference_points(tmp_path: Path) -> None:
         out,
     )
     pts = read_table(out / "reference_points.parquet")
+    for name in ("scans", "scores", "lesions", "reference_points"):  # no file paths
+        data = (out / f"{name}.parquet").read_bytes()
+        assert str(tmp_path).encode() not in data, name
     assert sorted(set(pts["annotation_row"])) == [0, 1, 2, 3, 4]
     status = pts.groupby("annotation_row")["point_status"].agg(sorted).to_dict()
     assert status[0] == [PointStatus.MATCHED]

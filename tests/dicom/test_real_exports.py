@@ -71,6 +71,9 @@ def test_series_without_uids_are_grouped_by_folder_and_scored(
     assert scans["dicom_series_uid"].isna().all()
     assert scans["reason_detail"].str.contains(FALLBACK_DETAIL, regex=False).all()
     assert sorted(scans["kernel"]) == ["B30f", "B70f"]
+    # folder names (here a patient name) never reach the shared table, data or metadata
+    assert b"Doe^Jane" not in (out_dir / "scans.parquet").read_bytes()
+    assert str(dicom_dir).encode() not in (out_dir / "scans.parquet").read_bytes()
     for uid in scans.index:
         assert pydicom.uid.UID(uid).is_valid
         assert read_volume(out_dir / f"{uid}.nii").array.shape[0] == 12
