@@ -140,6 +140,8 @@ _SHARED_FIELDS = (
     "orientation",
     "pixel_spacing",
     "pixel_format",
+    "study_id",
+    "series_number",
 )
 """Header fields that repeat across the files of a series: stored once (see read_headers)."""
 
