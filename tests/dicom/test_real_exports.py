@@ -293,3 +293,17 @@ def test_real_series_without_uids_all_accounted_for(tmp_path) -> None:
     assert len(scans) == REAL_SERIES
     assert (scans["status"] == "ok").all(), scans["reason_detail"].tolist()
     assert sorted(scans["n_slices"]) == [30, 30, 64, 64, 275]
+
+
+def test_compressed_multiframe_is_decoded_frame_by_frame(dicom_dir, out_dir) -> None:
+    from pydicom.uid import RLELossless
+
+    spec = SeriesSpec()
+    hu = phantom(12)
+    path = write_multiframe_ct(hu, dicom_dir / "mf.dcm", spec)
+    ds = pydicom.dcmread(path)
+    ds.compress(RLELossless)
+    ds.save_as(path)
+    scans = convert(dicom_dir, out_dir)
+    assert scans.loc[spec.series_uid, "status"] == "ok", scans["reason_detail"].tolist()
+    np.testing.assert_array_equal(read_volume(out_dir / f"{spec.series_uid}.nii").array, hu)
