@@ -307,3 +307,21 @@ def test_compressed_multiframe_is_decoded_frame_by_frame(dicom_dir, out_dir) -> 
     scans = convert(dicom_dir, out_dir)
     assert scans.loc[spec.series_uid, "status"] == "ok", scans["reason_detail"].tolist()
     np.testing.assert_array_equal(read_volume(out_dir / f"{spec.series_uid}.nii").array, hu)
+
+
+def test_series_without_uids_in_two_folders_are_never_one_stack(
+    write_series, dicom_dir, out_dir
+) -> None:
+    """Other matrices at interleaved positions in another folder are another series, not
+    an inconsistent stack."""
+    _, _, a = write_series("p1", increment_mm=2.0, slice_thickness_mm=2.0)
+    _, _, b = write_series(
+        "p2",
+        increment_mm=2.0,
+        slice_thickness_mm=2.0,
+        origin=(-100.0, -120.0, -49.0),
+        pixel_spacing=(0.8, 0.8),
+    )
+    edit(a + b, delete=STRIP)
+    scans = convert(dicom_dir, out_dir)
+    assert scans["status"].tolist() == ["ok", "ok"], scans["reason_detail"].tolist()

@@ -154,6 +154,7 @@ class SeriesGroup:
     status: str = "ok"
     reason: str | None = None
     reason_detail: str | None = None
+    key_uid: str = ""  # what the group was keyed by: its SeriesInstanceUID or fallback UID
 
 
 def _dedupe(headers: list[FileHeader]) -> tuple[list[FileHeader], int]:
@@ -226,6 +227,7 @@ def group_headers(
                 key=key,
                 headers=kept,
                 n_duplicates=n_dup,
+                key_uid=uid,
             )
             g.status, g.reason, g.reason_detail = classify(g, by_key)
             if uid in fallback:
@@ -270,9 +272,7 @@ def _flag_mixed_geometry(groups: list[SeriesGroup]) -> None:
     by_stack: dict[tuple[object, ...], list[SeriesGroup]] = defaultdict(list)
     for g in groups:
         k = g.key
-        by_stack[
-            (g.dicom_series_uid, k.orientation, k.slice_thickness, k.kernel, k.image_type)
-        ].append(g)
+        by_stack[(g.key_uid, k.orientation, k.slice_thickness, k.kernel, k.image_type)].append(g)
     for members in by_stack.values():
         if len(members) < 2:
             continue
