@@ -172,7 +172,7 @@ def count_files(headers: list[FileHeader], groups: list[SeriesGroup]) -> dict[st
     """File counts of the cohort flow.
 
     ``n_files`` = ``n_dicom`` + ``n_unreadable`` + ``n_not_dicom``; ``n_non_image`` (DICOM
-    files without SeriesInstanceUID, e.g. DICOMDIR) is part of ``n_dicom``;
+    files without an image, e.g. DICOMDIR) is part of ``n_dicom``;
     ``n_duplicates``: files dropped as a second copy of a SOPInstanceUID.
     """
     kinds = Counter(h.kind for h in headers)

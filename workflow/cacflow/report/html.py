@@ -45,7 +45,7 @@ DASH = "–"  # shown for a value that is not defined (NaN)
 REASON_TEXT: dict[str, str] = {
     Reason.NOT_CT: "not a CT image series",
     Reason.LOCALIZER: "localizer / scout image",
-    Reason.DERIVED: "derived or secondary image (e.g. reformat, MIP)",
+    Reason.DERIVED: "derived or secondary image (MIP, rendering, screen capture, dose page)",
     Reason.TOO_FEW_SLICES: "too few slices to cover the heart",
     Reason.GAP: "missing slices (gap in slice positions)",
     Reason.INCONSISTENT_GEOMETRY: "slices with inconsistent orientation, size or spacing",
@@ -54,9 +54,17 @@ REASON_TEXT: dict[str, str] = {
     Reason.UNREADABLE: "files that could not be read",
     Reason.DUPLICATE_POSITION: "several slices at the same position",
     Reason.NOT_AXIAL: "not an axial acquisition",
-    Reason.UNSUPPORTED_SYNTAX: "compressed in a format that cannot be decoded",
+    Reason.UNSUPPORTED_SYNTAX: "compressed in a format that cannot be decoded, or "
+    "multi-frame without per-frame geometry",
 }
 """Plain-language description of each exclusion reason code."""
+
+USABLE_NOTES: dict[str, str] = {
+    "no SeriesInstanceUID": "without SeriesInstanceUID (grouped by folder)",
+    "axial primary reformat": "axial primary reformats",
+    "gantry tilt": "gantry tilt corrected",
+}
+"""``reason_detail`` prefixes of usable series the cohort flow counts, and their wording."""
 
 COUNT_LABELS: dict[str, str] = {
     "files_found": "Files found in the DICOM folder",
@@ -375,7 +383,10 @@ def cohort_flow(
             (
                 fmt_count(int(is_ok.sum())),
                 "Series usable for scoring",
-                f"{n_excl:,} excluded (table below)" if n_excl else "none excluded",
+                "; ".join(
+                    [f"{n_excl:,} excluded (table below)" if n_excl else "none excluded"]
+                    + usable_notes(scans[is_ok])
+                ),
             )
         )
         if n_excl:
@@ -404,6 +415,21 @@ def cohort_flow(
         "scored": Table(["Scores from", "Series scored"], scored) if scored else None,
         "statistics_only": scans.empty,
     }
+
+
+def usable_notes(ok: pd.DataFrame) -> list[str]:
+    """Counts of usable series kept with a note (:data:`USABLE_NOTES`), e.g.
+    ``"5 without SeriesInstanceUID (grouped by folder)"``; notes are ``; ``-joined in
+    ``reason_detail``."""
+    if "reason_detail" not in ok or ok.empty:
+        return []
+    notes = ok["reason_detail"].dropna().astype(str).str.split("; ")
+    out = []
+    for prefix, text in USABLE_NOTES.items():
+        n = int(notes.map(lambda parts, p=prefix: any(x.startswith(p) for x in parts)).sum())
+        if n:
+            out.append(f"{n:,} {text}")
+    return out
 
 
 def fmt_count(value: Any) -> str:
