@@ -101,6 +101,7 @@ def synthetic_manifest(n_series: int, files_per_series: int, seed: int = 0) -> p
         "rescale_slopes": lists(np.ones(n_total)),
         "rescale_intercepts": lists(np.full(n_total, -1024.0)),
         "pixel_offsets": lists(np.full(n_total, 1024, dtype=np.int64)),
+        "frames": lists(np.full(n_total, -1, dtype=np.int64)),
         "pixel_format": pa.nulls(n_series, pa.string()),
     }
     return pa.table(columns)

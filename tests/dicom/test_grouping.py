@@ -101,7 +101,9 @@ def test_mr_is_not_ct(dicom_dir: Path) -> None:
     ]
 
 
-def test_multiframe_is_unsupported(write_series, dicom_dir: Path) -> None:
+def test_multiframe_without_functional_groups_is_unsupported(write_series, dicom_dir) -> None:
+    """Frames without per-frame positions cannot be placed (Enhanced CT is read: see
+    test_real_exports.py)."""
     _, spec, paths = write_series("mf", n=1)
     edit(paths, NumberOfFrames=1)
     ds = pydicom.dcmread(paths[0])

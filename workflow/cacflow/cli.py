@@ -166,6 +166,12 @@ def _reference_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("annotations", type=Path, help="CSV/Parquet: series_uid, x, y, z, label")
     p.add_argument("out_dir", type=Path, help="label masks + points.parquet")
     p.add_argument("--scoring", type=_json_arg, default={}, help="config section `scoring`")
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        help="the dataset's series manifest: resolves points keyed by a SeriesInstanceUID "
+        "that holds several series to the series whose volume holds them",
+    )
     p.set_defaults(handler=_reference)
 
 
@@ -174,7 +180,9 @@ def _reference(a: argparse.Namespace) -> None:
     from cacflow.provenance import atomic_dir
 
     with atomic_dir(a.out_dir) as out:
-        n = reference_batch(_existing_dir(a.images), a.annotations, out, a.scoring)
+        n = reference_batch(
+            _existing_dir(a.images), a.annotations, out, a.scoring, manifest=a.manifest
+        )
     print(f"reference: {n} series", flush=True)
 
 

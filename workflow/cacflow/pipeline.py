@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cacflow.conventions import REFERENCE_METHOD, ScoringConventions, schemes_from_config
@@ -35,17 +36,40 @@ def _progress(step: str, i: int, n: int, name: str) -> None:
     print(f"{step}: {i}/{n} {name}", flush=True)
 
 
-def reference_batch(images: Path, annotations: Path, out_dir: Path, scoring: dict[str, Any]) -> int:
+def reference_batch(
+    images: Path,
+    annotations: Path,
+    out_dir: Path,
+    scoring: dict[str, Any],
+    manifest: Path | None = None,
+) -> int:
     """Reference label masks for every volume of ``images`` from point annotations.
 
     Writes ``out_dir/<series_uid>.nii`` (uint8 labels) and ``out_dir/points.parquet``
-    (one row per annotation point of these series: matched, snapped distance, conflicts).
+    (one row per annotation point of these series: ``point_status``, snapped distance,
+    conflicts, ``annotation_row``). With the dataset's ``manifest``, points keyed by a
+    SeriesInstanceUID that holds several series are resolved to the series whose volume
+    holds them (:func:`cacflow.reference.resolve_series`).
     """
-    from cacflow.reference import read_annotations, reference_labels
+    from cacflow.reference import (
+        ANNOTATION_ROW,
+        match_status,
+        read_annotations,
+        read_series_boxes,
+        reference_labels,
+        resolve_series,
+    )
     from cacflow.score import write_labels
 
     conv = ScoringConventions.from_config(scoring)
     points = read_annotations(annotations)
+    points[ANNOTATION_ROW] = np.arange(len(points))
+    boxes = (
+        read_series_boxes(manifest, set(points["series_uid"]))
+        if manifest is not None
+        else pd.DataFrame()
+    )
+    points = resolve_series(points, boxes)
     by_series = dict(tuple(points.groupby("series_uid", sort=False)))
     out_dir.mkdir(parents=True, exist_ok=True)
     reports = []
@@ -57,7 +81,7 @@ def reference_batch(images: Path, annotations: Path, out_dir: Path, scoring: dic
         mask, report = reference_labels(vol, pts, conv)
         write_labels(mask, vol, out_dir / path.name)
         if len(report):
-            reports.append(report.assign(series_uid=uid))
+            reports.append(report.assign(series_uid=uid, point_status=match_status(report)))
         _progress("reference", i, len(paths), uid)
     table = pd.concat(reports, ignore_index=True) if reports else pd.DataFrame({"series_uid": []})
     write_table(table, out_dir / POINTS_FILE, provenance(conventions={"scoring": scoring}))
@@ -208,6 +232,8 @@ def gather(
         ["method", "series_uid", "artery", "z", "y", "x"], kind="stable"
     )
     points = _concat(points_parts, ("series_uid",))
+    if settings.get("annotations") and points_parts:
+        points = _with_unscored_points(points, Path(settings["annotations"]), scans)
     for name, df in (
         ("scans", scans),
         ("scores", scores),
@@ -215,6 +241,20 @@ def gather(
         ("reference_points", points),
     ):
         write_table(df.reset_index(drop=True), out_dir / f"{name}.parquet", meta)
+
+
+def _with_unscored_points(points: pd.DataFrame, annotations: Path, scans: pd.DataFrame):
+    """``points`` plus every annotation row no batch reported (unknown or excluded series,
+    outside the volumes of a split UID), sorted by annotation row: no row disappears."""
+    from cacflow.reference import ANNOTATION_ROW, read_annotations, unscored_points
+
+    table = read_annotations(annotations)
+    table[ANNOTATION_ROW] = np.arange(len(table))
+    rest = unscored_points(table, points, scans)
+    if rest.empty:
+        return points
+    out = pd.concat([points, rest], ignore_index=True) if len(points) else rest
+    return out.sort_values([ANNOTATION_ROW, "series_uid"], kind="stable")
 
 
 def run_stats(data_dir: Path, settings: dict[str, Any]) -> None:

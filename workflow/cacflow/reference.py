@@ -21,9 +21,12 @@ its points and resolved by ``conflict_rule``:
 
 from __future__ import annotations
 
+import enum
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -381,3 +384,157 @@ def read_score_table(path: str | os.PathLike) -> pd.DataFrame:
         parts.append(part)
     out = pd.concat(parts, ignore_index=True).sort_values(["_row", "_art"], kind="stable")
     return out.drop(columns=["_row", "_art"]).reset_index(drop=True)[list(LONG_SCORE_COLUMNS)]
+
+
+# --- annotation keys -> series -----------------------------------------------------------
+
+
+class PointStatus(enum.StrEnum):
+    """What became of an annotation row (``reference_points.parquet`` column
+    ``point_status``); every row of the annotations table gets one."""
+
+    MATCHED = "matched"  # on a calcium voxel
+    SNAPPED = "snapped"  # moved to calcium within snap_radius_mm
+    UNMATCHED = "unmatched"  # no calcium within snap_radius_mm
+    UNKNOWN_SERIES = "unknown_series"  # its series_uid names no series of the dataset
+    EXCLUDED_SERIES = "excluded_series"  # the series is excluded (scans.parquet says why)
+    OUTSIDE_VOLUME = "outside_volume"  # a SeriesInstanceUID with several series, none holds it
+
+
+ANNOTATION_ROW = "annotation_row"
+"""0-based row of the point in the annotations table (what ties report rows to input rows)."""
+ANNOTATED_SERIES = "annotation_series_uid"
+"""The ``series_uid`` as the annotations table gave it (a SeriesInstanceUID or a key)."""
+N_CANDIDATES = "n_candidate_series"
+"""Series of the annotated SeriesInstanceUID whose volume holds the point."""
+CONTAINS_TOLERANCE = 0.5
+"""A point is inside a series' volume when it lies within the voxel grid grown by this
+fraction of a voxel (in-plane) or of the slice distance (along the normal) on each side."""
+_BOX_COLUMNS = (
+    "series_uid",
+    "dicom_series_uid",
+    "status",
+    "orientation",
+    "positions",
+    "pixel_spacing_mm",
+    "pixel_spacing_col_mm",
+    "rows",
+    "columns",
+)
+
+
+def contains(box: Mapping[str, Any], xyz: np.ndarray) -> np.ndarray:
+    """Which points ``xyz`` (n, 3; LPS mm) lie in the volume of manifest row ``box``
+    (orientation, per-image positions, pixel spacing, matrix), within
+    :data:`CONTAINS_TOLERANCE` voxel."""
+    o = np.asarray(box["orientation"], dtype=float)
+    pos = np.asarray(box["positions"], dtype=float).reshape(-1, 3)
+    if o.size != 6 or not len(pos) or np.isnan(pos).any():
+        return np.zeros(len(xyz), dtype=bool)
+    r, c = o[:3], o[3:]
+    n = np.cross(r, c)
+    proj = np.sort(pos @ n)
+    step = float(np.median(np.diff(proj))) if len(proj) > 1 else 0.0
+    rel = xyz - pos[np.argmin(pos @ n)]
+    u = rel @ r / float(box["pixel_spacing_col_mm"])
+    v = rel @ c / float(box["pixel_spacing_mm"])
+    w = xyz @ n
+    t = CONTAINS_TOLERANCE
+    return (
+        (u >= -t)
+        & (u <= int(box["columns"]) - 1 + t)
+        & (v >= -t)
+        & (v <= int(box["rows"]) - 1 + t)
+        & (w >= proj[0] - t * step)
+        & (w <= proj[-1] + t * step)
+    )
+
+
+def read_series_boxes(manifest: str | os.PathLike, keys: set[str]) -> pd.DataFrame:
+    """Manifest rows (geometry columns) of the usable series whose SeriesInstanceUID is one
+    of ``keys`` but is split into several series (``<uid>_<k>``)."""
+    import pyarrow.parquet as pq
+
+    ids = pq.read_table(manifest, columns=["series_uid", "dicom_series_uid"]).to_pandas()
+    split = ids[ids["dicom_series_uid"].isin(keys) & (ids["series_uid"] != ids["dicom_series_uid"])]
+    if split.empty:
+        return pd.DataFrame(columns=list(_BOX_COLUMNS))
+    wanted = split["series_uid"].tolist()
+    rows = pq.read_table(
+        manifest, columns=list(_BOX_COLUMNS), filters=[("series_uid", "in", wanted)]
+    ).to_pandas()
+    return rows[rows["status"] == "ok"].reset_index(drop=True)
+
+
+def resolve_series(points: pd.DataFrame, boxes: pd.DataFrame) -> pd.DataFrame:
+    """Annotation points with ``series_uid`` resolved to series keys.
+
+    A point whose ``series_uid`` is the SeriesInstanceUID of several series (two
+    reconstructions, a localizer sharing the UID: keys ``<uid>_<k>``) goes to the usable
+    series in ``boxes`` (:func:`read_series_boxes`) whose volume holds it; when several
+    hold it, it goes to each of them, flagged by :data:`N_CANDIDATES` > 1 (``ambiguous``);
+    when none does, it keeps the UID (:data:`N_CANDIDATES` 0). Any other point keeps its
+    key (:data:`N_CANDIDATES` 1). Adds :data:`ANNOTATED_SERIES`, :data:`N_CANDIDATES` and
+    ``ambiguous``; the points' other columns (e.g. :data:`ANNOTATION_ROW`) are kept.
+    """
+    out = points.assign(**{ANNOTATED_SERIES: points["series_uid"], N_CANDIDATES: 1})
+    if boxes.empty or out.empty:
+        return out.assign(ambiguous=False)
+    parts = [out[~out["series_uid"].isin(set(boxes["dicom_series_uid"]))]]
+    for uid, members in boxes.groupby("dicom_series_uid", sort=True):
+        pts = out[out["series_uid"] == uid]
+        if pts.empty:
+            continue
+        xyz = pts[["x", "y", "z"]].to_numpy(dtype=float)
+        inside = np.column_stack([contains(b, xyz) for b in members.to_dict("records")])
+        counts = inside.sum(axis=1)
+        parts.append(pts[counts == 0].assign(**{N_CANDIDATES: 0}))
+        for k, key in enumerate(members["series_uid"]):
+            hit = inside[:, k]
+            parts.append(pts[hit].assign(series_uid=key, **{N_CANDIDATES: counts[hit]}))
+    res = pd.concat(parts, ignore_index=True)
+    if ANNOTATION_ROW in res:
+        res = res.sort_values([ANNOTATION_ROW, "series_uid"], kind="stable")
+    return res.reset_index(drop=True).assign(ambiguous=lambda d: d[N_CANDIDATES] > 1)
+
+
+def match_status(report: pd.DataFrame) -> list[str]:
+    """:class:`PointStatus` of each row of a :func:`reference_labels` report."""
+    snapped = report["snapped_distance_mm"].fillna(0.0).astype(float) > 0.0
+    return [
+        (PointStatus.SNAPPED if s else PointStatus.MATCHED) if m else PointStatus.UNMATCHED
+        for m, s in zip(report["matched"].astype(bool), snapped, strict=True)
+    ]
+
+
+def unscored_points(
+    annotations: pd.DataFrame, points: pd.DataFrame, scans: pd.DataFrame
+) -> pd.DataFrame:
+    """Annotation rows (with :data:`ANNOTATION_ROW`) that no reference batch reported, each
+    with its :class:`PointStatus`: ``excluded_series`` (the key names a series, or a
+    SeriesInstanceUID, whose series are excluded), ``outside_volume`` (a split
+    SeriesInstanceUID with usable series, none of which holds the point) or
+    ``unknown_series``."""
+    seen = set(points[ANNOTATION_ROW]) if ANNOTATION_ROW in points else set()
+    rest = annotations[~annotations[ANNOTATION_ROW].isin(seen)]
+    status_of = dict(zip(scans["series_uid"], scans["status"], strict=True))
+    by_dicom: dict[str, set[str]] = {}
+    if "dicom_series_uid" in scans:
+        for uid, st in zip(scans["dicom_series_uid"], scans["status"], strict=True):
+            if isinstance(uid, str):
+                by_dicom.setdefault(uid, set()).add(st)
+
+    def status(key: str) -> str:
+        if key in status_of:
+            ok = status_of[key] == "ok"
+            return PointStatus.OUTSIDE_VOLUME if ok else PointStatus.EXCLUDED_SERIES
+        if key in by_dicom:
+            ok = "ok" in by_dicom[key]
+            return PointStatus.OUTSIDE_VOLUME if ok else PointStatus.EXCLUDED_SERIES
+        return PointStatus.UNKNOWN_SERIES
+
+    return rest.assign(
+        **{ANNOTATED_SERIES: rest["series_uid"]},
+        matched=False,
+        point_status=[str(status(k)) for k in rest["series_uid"]],
+    )

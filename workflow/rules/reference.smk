@@ -5,6 +5,7 @@ rule reference:
     input:
         images="results/{ds}/work/resampled/{batch}",
         annotations=annotations,
+        manifest=manifest_path,
     output:
         directory("results/{ds}/work/labels/reference/{batch}"),
     log:
@@ -21,4 +22,4 @@ rule reference:
         "../../envs/imaging.yaml"
     shell:
         "cacflow reference {input.images} {input.annotations} {output} "
-        "--scoring {params.scoring:q} > {log} 2>&1"
+        "--scoring {params.scoring:q} --manifest {input.manifest} > {log} 2>&1"

@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from cacflow.conventions import Reason, Status
 from cacflow.dicom.discover import decode_path, discover_rows
+from cacflow.dicom.grouping import REFORMAT_DETAIL, join_details
 from cacflow.dicom.parallel import parallel_map
 from cacflow.dicom.qc import QcConfig, QcFailure, check_present, order_stack
 from cacflow.dicom.read import (
@@ -148,6 +149,12 @@ def _decode_reason(syntaxes: str) -> Reason:
     return Reason.UNREADABLE
 
 
+def is_reformat_detail(detail: str | None) -> bool:
+    """True when a manifest ``reason_detail`` marks an axial primary reformat."""
+    marker = REFORMAT_DETAIL.split("{")[0]
+    return bool(detail) and any(p.startswith(marker) for p in str(detail).split("; "))
+
+
 def _pixel_format(row: Mapping[str, Any]) -> PixelFormat | None:
     text = row.get("pixel_format")
     if not text:
@@ -161,10 +168,13 @@ def _slice_hu(row: Mapping[str, Any], i: int, fmt: PixelFormat | None) -> np.nda
     """HU (int16, (y, x)) of file ``i`` of the series ``row``."""
     path = decode_path(str(row["files"][i]))
     offset = int(row["pixel_offsets"][i])
-    if fmt is None or offset < 0:
-        return decode_slice(path)
-    stored = read_stored_native(path, offset, int(row["rows"]), int(row["columns"]), fmt)
+    frames = row.get("frames")
+    frame = -1 if frames is None or _is_missing(frames) else int(frames[i])
     slope, intercept = float(row["rescale_slopes"][i]), float(row["rescale_intercepts"][i])
+    if fmt is None or offset < 0:
+        return decode_slice(path, frame, (slope, intercept) if frame >= 0 else None)
+    rows, columns = int(row["rows"]), int(row["columns"])
+    stored = read_stored_native(path, offset, rows, columns, fmt, max(frame, 0))
     return stored_to_hu(stored, slope, intercept, fmt.padding)
 
 
@@ -274,18 +284,22 @@ def convert_series(
         stale.unlink(missing_ok=True)
     if row.get("status") != Status.OK.value:
         return out
+    header_detail = _scalar(row.get("reason_detail"))
+    if qc.reformats == "exclude" and is_reformat_detail(header_detail):
+        return _exclude(out, Reason.DERIVED, f"{header_detail}; qc.reformats: exclude")
     try:
         vol, detail = build_volume(row, qc, threads)
     except QcFailure as f:
-        return _exclude(out, f.reason, f.detail)
+        return _exclude(out, f.reason, join_details(f.detail, header_detail))
     except Exception as exc:  # noqa: BLE001 - one bad series never stops the batch
-        return _exclude(out, Reason.UNREADABLE, f"{type(exc).__name__} while reading the series")
+        detail = f"{type(exc).__name__} while reading the series"
+        return _exclude(out, Reason.UNREADABLE, join_details(detail, header_detail))
     vol.meta = {"series_uid": str(row["series_uid"]), **vol.meta}
     write_volume(vol, path)
     out.update(
         status=Status.OK.value,
         reason=None,
-        reason_detail=detail,
+        reason_detail=join_details(header_detail, detail),
         slice_thickness_mm=vol.meta["native_slice_thickness_mm"],
         slice_increment_mm=vol.meta["native_slice_increment_mm"],
         n_slices=vol.meta["n_slices"],

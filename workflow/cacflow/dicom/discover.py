@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from cacflow.dicom.grouping import SeriesGroup, group_headers
 from cacflow.dicom.parallel import parallel_map
-from cacflow.dicom.read import FileHeader, read_header
+from cacflow.dicom.read import FileHeader, expand_frames, read_header
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,6 +64,7 @@ MANIFEST_COLUMNS = (
     "rescale_slopes",
     "rescale_intercepts",
     "pixel_offsets",
+    "frames",
     "pixel_format",
 )
 """Manifest columns: one row per series. ``pixel_spacing_mm`` is the row spacing (distance
@@ -72,7 +73,9 @@ it for anisotropic pixels. ``orientation`` is ImageOrientationPatient of the fir
 cosines, column cosines; LPS). ``files``: paths (:func:`encode_path`), one per SOPInstanceUID,
 sorted; per file, in the same order: ``positions`` (ImagePositionPatient, flattened x, y, z,
 ...; LPS mm; NaN when absent), ``rescale_slopes``, ``rescale_intercepts``, ``pixel_offsets``
-(byte offset of native pixel data, -1 when a decoder is needed). ``pixel_format``: JSON of
+(byte offset of native pixel data, -1 when a decoder is needed), ``frames`` (0-based frame
+of a multi-frame file, -1 for a single-frame file; a multi-frame file is listed once per
+frame). ``pixel_format``: JSON of
 the series' :class:`~cacflow.dicom.read.PixelFormat` when all images share it, else None."""
 
 
@@ -137,6 +140,8 @@ _SHARED_FIELDS = (
     "orientation",
     "pixel_spacing",
     "pixel_format",
+    "study_id",
+    "series_number",
 )
 """Header fields that repeat across the files of a series: stored once (see read_headers)."""
 
@@ -167,7 +172,7 @@ def count_files(headers: list[FileHeader], groups: list[SeriesGroup]) -> dict[st
     """File counts of the cohort flow.
 
     ``n_files`` = ``n_dicom`` + ``n_unreadable`` + ``n_not_dicom``; ``n_non_image`` (DICOM
-    files without SeriesInstanceUID, e.g. DICOMDIR) is part of ``n_dicom``;
+    files without an image, e.g. DICOMDIR) is part of ``n_dicom``;
     ``n_duplicates``: files dropped as a second copy of a SOPInstanceUID.
     """
     kinds = Counter(h.kind for h in headers)
@@ -212,6 +217,7 @@ def _row(g: SeriesGroup) -> dict[str, object]:
         "rescale_slopes": [h.rescale_slope for h in g.headers],
         "rescale_intercepts": [h.rescale_intercept for h in g.headers],
         "pixel_offsets": [h.pixel_offset for h in g.headers],
+        "frames": [h.frame for h in g.headers],
         "pixel_format": _format_json(g.headers),
     }
 
@@ -261,7 +267,7 @@ def discover_rows(
     if not root.is_dir():
         raise NotADirectoryError(f"DICOM folder not found: {root}")
     headers = read_headers(iter_files(root), workers)
-    groups = group_headers(headers)
+    groups = group_headers([f for h in headers for f in expand_frames(h)], root=root)
     return [_row(g) for g in groups], count_files(headers, groups)
 
 

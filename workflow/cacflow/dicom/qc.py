@@ -42,6 +42,7 @@ UNIT_TOLERANCE = 1e-2
 """Largest deviation of the direction cosines from unit length / orthogonality."""
 
 TILT_MODES = ("exclude", "resample")
+REFORMAT_MODES = ("keep", "exclude")
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,13 @@ class QcConfig:
     max_gap_factor: float = 1.5
     max_tilt_deg: float = 0.5
     gantry_tilt: str = "exclude"  # 'exclude' | 'resample'
+    reformats: str = "keep"  # axial primary reformats (DERIVED\\PRIMARY\\MPR): 'keep' | 'exclude'
 
     def __post_init__(self) -> None:
+        if self.reformats not in REFORMAT_MODES:
+            raise ValueError(
+                f"qc.reformats must be one of {REFORMAT_MODES}, got {self.reformats!r}"
+            )
         if self.gantry_tilt not in TILT_MODES:
             raise ValueError(
                 f"qc.gantry_tilt must be one of {TILT_MODES}, got {self.gantry_tilt!r}"

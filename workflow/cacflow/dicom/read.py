@@ -9,7 +9,16 @@ What a file is (the counts of :func:`cacflow.dicom.discover.discover`):
   shorter than the lengths it declares (truncated header or truncated native pixel data).
   When the header still names a SeriesInstanceUID the file stays a member of its series,
   which is then excluded as ``unreadable``; otherwise it is only counted.
-- ``non_image``: DICOM without a SeriesInstanceUID (e.g. a DICOMDIR); counted only.
+- ``non_image``: DICOM without an image (no PixelData; e.g. a DICOMDIR, a structured
+  report); counted only. An image without SeriesInstanceUID (de-identification tools strip
+  it) is ``dicom`` with an empty ``series_uid``: :mod:`cacflow.dicom.grouping` groups it by
+  a fallback key.
+
+Multi-frame images (Enhanced CT Image Storage and other multi-frame CT) carry one record
+per file with the per-frame geometry of their functional groups (:class:`FrameInfo`:
+PlanePositionSequence, PlaneOrientationSequence, PixelMeasuresSequence,
+PixelValueTransformationSequence, per frame or shared); :func:`expand_frames` turns such a
+record into one record per frame, so that grouping and QC see frames as slices.
 
 The header pass is the only parse of a header: it also records where native pixel data
 start, so that convert reads those pixels with ``numpy.fromfile`` and no second parse.
@@ -31,7 +40,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -69,6 +78,8 @@ T_PATIENT_ID = 0x00100020
 T_KERNEL = 0x00181210
 T_THICKNESS = 0x00180050
 T_SERIES_UID = 0x0020000E
+T_STUDY_ID = 0x00200010
+T_SERIES_NUMBER = 0x00200011
 T_POSITION = 0x00200032
 T_ORIENTATION = 0x00200037
 T_FRAMES = 0x00280008
@@ -108,6 +119,19 @@ class PixelFormat:
         return self.bits_allocated == FAST_BITS and self.samples == 1
 
 
+@dataclass(frozen=True, slots=True)
+class FrameInfo:
+    """Geometry and rescale of one frame of a multi-frame image (LPS mm; HU = stored *
+    slope + intercept). None where the functional groups do not say."""
+
+    position: tuple[float, ...] | None
+    orientation: tuple[float, ...] | None
+    pixel_spacing: tuple[float, ...] | None
+    slice_thickness: float | None
+    rescale_slope: float
+    rescale_intercept: float
+
+
 @dataclass(slots=True)
 class FileHeader:
     """What discover keeps of one file (no identifiers besides patient_id).
@@ -141,6 +165,10 @@ class FileHeader:
     rescale_intercept: float = 0.0
     pixel_format: PixelFormat | None = None
     pixel_offset: int = -1
+    study_id: str = ""
+    series_number: str = ""
+    frame: int = -1  # frame index (0-based) of a record from expand_frames; -1: whole file
+    frames: tuple[FrameInfo, ...] | None = None  # per-frame geometry of a multi-frame file
 
 
 # ---------------------------------------------------------------------------------------
@@ -331,14 +359,15 @@ def header_record(
     )
     if truncated:
         kind = "unreadable"
-    elif not series_uid or sop_class == DICOMDIR_SOP_CLASS:
+    elif sop_class == DICOMDIR_SOP_CLASS or not (series_uid or has_pixels):
         kind = "non_image"
     else:
         kind = "dicom"
     fmt = pixel_format(ds, little)
     n_frames = int(_float(ds, T_FRAMES) or 1)
     slope, intercept = rescale(ds)
-    return FileHeader(
+    frames = frame_infos(ds, n_frames) if n_frames > 1 else None
+    h = FileHeader(
         path=path,
         kind=kind,
         sop_uid=_text(ds, T_SOP_UID),
@@ -362,8 +391,101 @@ def header_record(
         rescale_slope=slope,
         rescale_intercept=intercept,
         pixel_format=fmt,
-        pixel_offset=offset if (fmt.fast and n_frames == 1) else -1,
+        pixel_offset=offset if fmt.fast else -1,
+        study_id=_text(ds, T_STUDY_ID),
+        series_number=_text(ds, T_SERIES_NUMBER),
+        frames=frames,
     )
+    return _with_frame_defaults(h) if frames else h
+
+
+def _item(ds: Dataset, keyword: str) -> Dataset | None:
+    """The first item of sequence ``keyword`` of ``ds``, or None."""
+    seq = ds.get(keyword)
+    return seq[0] if seq else None
+
+
+def _group_value(
+    groups: tuple[Dataset | None, ...], seq: str, tag: int, n: int
+) -> tuple[float, ...] | None:
+    """``n`` floats of ``tag`` in the first functional group (per-frame, then shared) whose
+    sequence ``seq`` holds them."""
+    for g in groups:
+        item = None if g is None else _item(g, seq)
+        if item is not None and tag in item:
+            v = _floats(item, tag, n)
+            if v is not None:
+                return v
+    return None
+
+
+def frame_infos(ds: Dataset, n_frames: int) -> tuple[FrameInfo, ...] | None:
+    """Per-frame geometry of a multi-frame image from its functional groups (per-frame
+    values override shared ones); None when there are no per-frame functional groups."""
+    try:
+        per_frame = list(ds.get("PerFrameFunctionalGroupsSequence") or [])
+        shared = _item(ds, "SharedFunctionalGroupsSequence")
+    except Exception:  # noqa: BLE001 - a malformed sequence reads as absent
+        return None
+    if len(per_frame) != n_frames:
+        return None
+    out = []
+    for f in per_frame:
+        groups = (f, shared)
+        slope = _group_value(groups, "PixelValueTransformationSequence", T_SLOPE, 1)
+        intercept = _group_value(groups, "PixelValueTransformationSequence", T_INTERCEPT, 1)
+        thickness = _group_value(groups, "PixelMeasuresSequence", T_THICKNESS, 1)
+        out.append(
+            FrameInfo(
+                position=_group_value(groups, "PlanePositionSequence", T_POSITION, 3),
+                orientation=_group_value(groups, "PlaneOrientationSequence", T_ORIENTATION, 6),
+                pixel_spacing=_group_value(groups, "PixelMeasuresSequence", T_SPACING, 2),
+                slice_thickness=None if thickness is None else thickness[0],
+                rescale_slope=1.0 if slope is None or slope[0] == 0.0 else slope[0],
+                rescale_intercept=0.0 if intercept is None else intercept[0],
+            )
+        )
+    return tuple(out)
+
+
+def _with_frame_defaults(h: FileHeader) -> FileHeader:
+    """``h`` with the first frame's orientation, spacing and thickness where the top level
+    lacks them (Enhanced CT keeps them only in functional groups), for grouping."""
+    f0 = h.frames[0] if h.frames else None
+    if f0 is not None:
+        h.orientation = h.orientation or f0.orientation
+        h.pixel_spacing = h.pixel_spacing or f0.pixel_spacing
+        if h.slice_thickness is None:
+            h.slice_thickness = f0.slice_thickness
+    return h
+
+
+def expand_frames(h: FileHeader) -> list[FileHeader]:
+    """One record per frame of a multi-frame file with functional groups (``frame`` = its
+    index, geometry and rescale of that frame); ``[h]`` for any other file.
+
+    The frames keep the file's ``sop_uid``; de-duplication keys on (SOPInstanceUID, frame).
+    """
+    if not h.frames:
+        return [h]
+    out = []
+    for k, f in enumerate(h.frames):
+        thickness = h.slice_thickness if f.slice_thickness is None else f.slice_thickness
+        out.append(
+            replace(
+                h,
+                frame=k,
+                frames=None,
+                position=f.position,
+                orientation=f.orientation or h.orientation,
+                pixel_spacing=f.pixel_spacing or h.pixel_spacing,
+                slice_thickness=thickness,
+                rescale_slope=f.rescale_slope,
+                rescale_intercept=f.rescale_intercept,
+                n_frames=1,
+            )
+        )
+    return out
 
 
 def read_header(path: str) -> FileHeader:
@@ -415,9 +537,10 @@ def _mask_bits(raw: np.ndarray, bits_stored: int | None, signed: bool) -> np.nda
 
 
 def read_stored_native(
-    path: str, offset: int, rows: int, columns: int, fmt: PixelFormat
+    path: str, offset: int, rows: int, columns: int, fmt: PixelFormat, frame: int = 0
 ) -> np.ndarray:
-    """Stored values (rows, columns) of native little-endian 16-bit data at ``offset``.
+    """Stored values (rows, columns) of native little-endian 16-bit data at ``offset``
+    (frame ``frame``, 0-based, of a multi-frame image).
 
     The 4 bytes of the Pixel Data tag must precede the value (8 or 12 bytes before it,
     implicit or explicit VR); otherwise the file changed since its header was read.
@@ -428,6 +551,7 @@ def read_stored_native(
         head = f.read(12)
         if PIXEL_DATA_TAG_LE not in (head[:4], head[4:8]):
             raise DicomReadError("pixel data not where the header pass found it")
+        f.seek(offset + max(frame, 0) * n * 2)
         raw = np.fromfile(f, dtype="<i2" if fmt.signed else "<u2", count=n)
     if raw.size != n:
         raise DicomReadError("pixel data shorter than Rows x Columns")
@@ -451,18 +575,26 @@ def _has_decoder(transfer_syntax: str) -> bool:
         return False
 
 
-def decode_slice(path: str) -> np.ndarray:
+def decode_slice(
+    path: str, frame: int = -1, rescale_values: tuple[float, float] | None = None
+) -> np.ndarray:
     """HU (int16, (y, x)) of a file whose pixels need a decoder (pydicom, else GDCM).
 
-    Rescale and padding come from the file's own header.
+    ``frame``: 0-based frame of a multi-frame image (-1: a single-frame file).
+    Rescale (slope, intercept) is ``rescale_values`` when given (a frame's functional
+    groups), else the file's own; padding comes from the file's header.
     """
     with open(path, "rb") as f:
         ds = pydicom.dcmread(io.BytesIO(f.read()), force=True)
     if "PixelData" not in ds:
         raise DicomReadError("no PixelData")
-    slope, intercept = rescale(ds)
+    slope, intercept = rescale_values or rescale(ds)
     ts = str(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian))
-    if _has_decoder(ts):
+    if frame >= 0:
+        from pydicom.pixels import pixel_array
+
+        stored = np.asarray(pixel_array(ds, index=frame))
+    elif _has_decoder(ts):
         stored = np.asarray(ds.pixel_array)
     else:
         stored = _stored_via_sitk(path, slope, intercept)

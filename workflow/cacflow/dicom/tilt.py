@@ -5,9 +5,19 @@ perpendicular to the direction v in which the slice positions advance (the table
 Index (i, j, k) of such a stack sits at ``origin + i*dc*r + j*dr*c + k*dk*v`` (LPS mm).
 The corrected grid keeps v as its slice axis, takes r made orthogonal to v as its x axis
 and ``v x r'`` as its y axis, keeps the native in-plane spacing and increment, and covers
-the whole tilted stack; voxels outside it get :data:`cacflow.conventions.PADDING_HU`.
-Values are interpolated trilinearly (the only place conversion interpolates; it is
-flagged in ``reason_detail``).
+every native voxel centre (its extent is rounded up, never down: rounding down cropped
+up to a voxel at the far faces); voxels outside the tilted stack get
+:data:`cacflow.conventions.PADDING_HU`. The correction is flagged in ``reason_detail``.
+
+Each output voxel takes the value of the native voxel that contains it (nearest
+neighbour): no value is interpolated, so HU values, peaks and noise keep their native
+distribution and the volume above a threshold is kept (trilinear interpolation across
+2.5 mm tilted slices changed the >= 300 HU volume of a tilted phantom by +26 %, growing
+bright thin structures; on noisy structures near the threshold it erodes them). The price
+is a position error of at most half a voxel, unbiased. Volumes compare with the native
+slices' true voxel volume, column x row spacing x increment x cos(tilt): tilted slice
+planes are ``increment * cos(tilt)`` apart, so ``count * spacing * increment`` of the
+native slices overstates their volume by 1 / cos(tilt) (4.3 % at 16.5 deg).
 """
 
 from __future__ import annotations
@@ -19,6 +29,9 @@ import SimpleITK as sitk
 
 from cacflow.conventions import PADDING_HU
 from cacflow.volume import Geometry
+
+TILT_INTERPOLATOR = sitk.sitkNearestNeighbor
+"""How output voxels take native values (module docstring: no interpolation)."""
 
 
 def _direction(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[float, ...]:
@@ -66,13 +79,13 @@ def resample_tilted(
     local = corners @ frame  # coordinates of the corners along x, y, z
     lo, hi = local.min(axis=0), local.max(axis=0)
     sp = np.asarray(spacing, dtype=float)
-    size = np.floor((hi - lo) / sp + 1e-6).astype(int) + 1
+    size = np.ceil((hi - lo) / sp - 1e-6).astype(int) + 1  # covers every native centre
     out_origin = frame @ lo
     ref = sitk.Image([int(v) for v in size], sitk.sitkFloat32)
     ref.SetOrigin(tuple(float(v) for v in out_origin))
     ref.SetSpacing(tuple(float(v) for v in sp))
     ref.SetDirection(_direction(x, y, z))
-    out = sitk.Resample(src, ref, sitk.Transform(), sitk.sitkLinear, float(PADDING_HU))
+    out = sitk.Resample(src, ref, sitk.Transform(), TILT_INTERPOLATOR, float(PADDING_HU))
     arr = np.rint(sitk.GetArrayFromImage(out)).astype(np.int16)
     geom = Geometry(
         origin=tuple(float(v) for v in out_origin),

@@ -150,3 +150,30 @@ def phantom(n_slices: int, rows: int = 32, columns: int = 32, seed: int = 0) -> 
     hu[np.arange(n_slices), (np.arange(n_slices) % (rows - 2)) + 1, columns // 3] = 600
     hu += rng.integers(-5, 6, size=hu.shape).astype(np.int16)
     return hu
+
+
+def write_multiframe_ct(hu: np.ndarray, path: str | Path, spec: SeriesSpec | None = None) -> Path:
+    """Write ``hu`` (z, y, x; HU) as one multi-frame file (Legacy Converted Enhanced CT
+    Image Storage, built by highdicom from the single-frame slices of :func:`ct_slice`):
+    per-frame positions and shared orientation, pixel measures and rescale live in the
+    functional groups. Returns ``path``."""
+    import highdicom as hd
+
+    spec = spec or SeriesSpec()
+    slices = [ct_slice(hu[k], spec, k) for k in range(hu.shape[0])]
+    for ds in slices:  # attributes the legacy conversion requires
+        ds.SeriesDate = ds.ContentDate = STUDY_DATE
+        ds.StudyTime = ds.SeriesTime = ds.ContentTime = "120000"
+        ds.AccessionNumber, ds.ReferringPhysicianName, ds.StudyID = "1", "", "1"
+        ds.PatientSex, ds.AcquisitionNumber, ds.KVP = "O", 1, 120
+    mf = hd.legacy.LegacyConvertedEnhancedCTImage(
+        slices,
+        series_instance_uid=spec.series_uid,
+        series_number=1,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mf.save_as(path, enforce_file_format=True)
+    return path

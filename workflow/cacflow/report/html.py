@@ -45,7 +45,7 @@ DASH = "–"  # shown for a value that is not defined (NaN)
 REASON_TEXT: dict[str, str] = {
     Reason.NOT_CT: "not a CT image series",
     Reason.LOCALIZER: "localizer / scout image",
-    Reason.DERIVED: "derived or secondary image (e.g. reformat, MIP)",
+    Reason.DERIVED: "derived or secondary image (MIP, rendering, screen capture, dose page)",
     Reason.TOO_FEW_SLICES: "too few slices to cover the heart",
     Reason.GAP: "missing slices (gap in slice positions)",
     Reason.INCONSISTENT_GEOMETRY: "slices with inconsistent orientation, size or spacing",
@@ -54,9 +54,17 @@ REASON_TEXT: dict[str, str] = {
     Reason.UNREADABLE: "files that could not be read",
     Reason.DUPLICATE_POSITION: "several slices at the same position",
     Reason.NOT_AXIAL: "not an axial acquisition",
-    Reason.UNSUPPORTED_SYNTAX: "compressed in a format that cannot be decoded",
+    Reason.UNSUPPORTED_SYNTAX: "compressed in a format that cannot be decoded, or "
+    "multi-frame without per-frame geometry",
 }
 """Plain-language description of each exclusion reason code."""
+
+USABLE_NOTES: dict[str, str] = {
+    "no SeriesInstanceUID": "without SeriesInstanceUID (grouped by folder)",
+    "axial primary reformat": "axial primary reformats",
+    "gantry tilt": "gantry tilt corrected",
+}
+"""``reason_detail`` prefixes of usable series the cohort flow counts, and their wording."""
 
 COUNT_LABELS: dict[str, str] = {
     "files_found": "Files found in the DICOM folder",
@@ -375,7 +383,10 @@ def cohort_flow(
             (
                 fmt_count(int(is_ok.sum())),
                 "Series usable for scoring",
-                f"{n_excl:,} excluded (table below)" if n_excl else "none excluded",
+                "; ".join(
+                    [f"{n_excl:,} excluded (table below)" if n_excl else "none excluded"]
+                    + usable_notes(scans[is_ok])
+                ),
             )
         )
         if n_excl:
@@ -404,6 +415,21 @@ def cohort_flow(
         "scored": Table(["Scores from", "Series scored"], scored) if scored else None,
         "statistics_only": scans.empty,
     }
+
+
+def usable_notes(ok: pd.DataFrame) -> list[str]:
+    """Counts of usable series kept with a note (:data:`USABLE_NOTES`), e.g.
+    ``"5 without SeriesInstanceUID (grouped by folder)"``; notes are ``; ``-joined in
+    ``reason_detail``."""
+    if "reason_detail" not in ok or ok.empty:
+        return []
+    notes = ok["reason_detail"].dropna().astype(str).str.split("; ")
+    out = []
+    for prefix, text in USABLE_NOTES.items():
+        n = int(notes.map(lambda parts, p=prefix: any(x.startswith(p) for x in parts)).sum())
+        if n:
+            out.append(f"{n:,} {text}")
+    return out
 
 
 def fmt_count(value: Any) -> str:
@@ -646,18 +672,28 @@ def lesion_summary(lesions: pd.DataFrame | None) -> Table | None:
 
 
 def reference_point_summary(points: pd.DataFrame | None) -> Table | None:
-    """Annotation points per label: all, unmatched (no calcium), with conflicting labels.
+    """Annotation points per label: all, unmatched (no calcium), with conflicting labels,
+    and (with ``point_status``) those on no scored series.
 
     ``points``: one row per annotation point (``reference_points.parquet``) with
     ``label``, ``series_uid`` and a boolean ``matched``; without ``matched`` every row is
-    taken as unmatched. ``conflict`` (boolean), when present, counts points whose lesion
-    also received another label. None when there are no points.
+    taken as unmatched. ``point_status`` (:class:`cacflow.reference.PointStatus`), when
+    present, splits the unmatched: ``unmatched`` (no calcium) from ``unknown_series``,
+    ``excluded_series`` and ``outside_volume`` (not on a scored series). ``conflict``
+    (boolean), when present, counts points whose lesion also received another label.
+    None when there are no points.
     """
     if points is None or points.empty:
         return None
+    unmatched = ~points["matched"].fillna(False).astype(bool) if "matched" in points else True
+    has_status = "point_status" in points
+    off_series = (
+        ~points["point_status"].isin(["matched", "snapped", "unmatched"]) if has_status else False
+    )
     df = points.assign(
         _label=points["label"].fillna("unlabelled").astype(str) if "label" in points else "all",
-        _unmatched=~points["matched"].astype(bool) if "matched" in points else True,
+        _unmatched=unmatched & ~off_series,
+        _off=off_series,
         _conflict=points["conflict"].fillna(False).astype(bool) if "conflict" in points else False,
     )
     has_uid = "series_uid" in df
@@ -666,11 +702,15 @@ def reference_point_summary(points: pd.DataFrame | None) -> Table | None:
         bad = grp[grp["_unmatched"]]
         scans = f"{bad['series_uid'].nunique():,}" if has_uid else DASH
         out = [name, f"{len(grp):,}", f"{len(bad):,}", scans]
+        if has_status:
+            out.append(f"{int(grp['_off'].sum()):,}")
         return out + ([f"{int(grp['_conflict'].sum()):,}"] if "conflict" in points else [])
 
     rows = [row(str(name), grp) for name, grp in df.groupby("_label", sort=True)]
     rows.append(row("All", df))
     columns = ["Label", "Points", "Without calcium", "Scans with such points"]
+    if has_status:
+        columns.append("Not on a scored series (unknown, excluded, outside the volume)")
     if "conflict" in points:
         columns.append("On a lesion with conflicting labels")
     return Table(columns, rows)
