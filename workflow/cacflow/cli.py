@@ -146,16 +146,21 @@ def _resample_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--thickness", type=float, help="target slice thickness (mm)")
     g.add_argument("--native", action="store_true", help="keep the native slices")
     p.add_argument("--increment", type=float, help="target slice increment (mm)")
+    p.add_argument(
+        "--scorable", type=_json_arg, default={}, help="config section `scorable` (limits)"
+    )
     p.set_defaults(handler=_resample)
 
 
 def _resample(a: argparse.Namespace) -> None:
     from cacflow.provenance import atomic_dir
     from cacflow.resample import resample_dir
+    from cacflow.scorable import ScorableConfig
 
     thickness = None if a.native else a.thickness
+    scorable = ScorableConfig.from_config(a.scorable)
     with atomic_dir(a.out_dir) as out:
-        n = resample_dir(_existing_dir(a.in_dir), out, thickness, a.increment)
+        n = resample_dir(_existing_dir(a.in_dir), out, thickness, a.increment, scorable)
     print(f"resample: {n} volumes", flush=True)
 
 
@@ -257,6 +262,7 @@ def _gather_parser(sub: argparse._SubParsersAction) -> None:
 
 def _gather(a: argparse.Namespace) -> None:
     from cacflow.pipeline import POINTS_FILE, gather
+    from cacflow.scorable import SCORABLE_FILE
 
     batches: list[str] = []
     if a.manifest is not None:
@@ -276,6 +282,7 @@ def _gather(a: argparse.Namespace) -> None:
         if "reference" in a.sources
         else [],
         a.out_dir,
+        [work / "resampled" / b / SCORABLE_FILE for b in batches],
     )
 
 

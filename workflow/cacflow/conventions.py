@@ -63,8 +63,11 @@ class Label(enum.IntEnum):
 
 
 class Status(enum.StrEnum):
+    """Series status in ``scans.parquet`` (CONTRACT §5)."""
+
     OK = "ok"
     EXCLUDED = "excluded"
+    NOT_SCORABLE = "not_scorable"
 
 
 class Reason(enum.StrEnum):
@@ -82,6 +85,12 @@ class Reason(enum.StrEnum):
     DUPLICATE_POSITION = "duplicate_position"
     NOT_AXIAL = "not_axial"
     UNSUPPORTED_SYNTAX = "unsupported_syntax"
+    # not_scorable (read correctly, but no score can be trusted; cacflow.scorable)
+    THICK_SLICES = "thick_slices"
+    HEART_NOT_FOUND = "heart_not_found"
+    HEART_NOT_IN_FOV = "heart_not_in_fov"
+    CONTRAST = "contrast"
+    NOISE = "noise"
 
 
 class Closure(enum.StrEnum):
@@ -140,7 +149,7 @@ class MinLesion:
     """Minimum lesion size; a lesion must meet every bound that is > 0 to count."""
 
     voxels: int = 1
-    area_mm2: float = 0.0  # largest in-slice cross-section area, mm^2
+    area_mm2: float = 1.0  # largest in-slice cross-section area, mm^2 (clinical Agatston)
     volume_mm3: float = 0.0
 
 

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cacflow.conventions import REFERENCE_METHOD, ScoringConventions, schemes_from_config
+from cacflow.conventions import REFERENCE_METHOD, ScoringConventions, Status, schemes_from_config
 from cacflow.provenance import atomic_path, provenance, read_meta, write_table
+from cacflow.scorable import SCORABLE_COLUMNS
 from cacflow.tables import (
     LESIONS_COLUMNS,
     SCANS_COLUMNS,
@@ -207,16 +208,21 @@ def gather(
     lesions_parts: list[Path],
     points_parts: list[Path],
     out_dir: Path,
+    scorable_parts: list[Path] | None = None,
 ) -> None:
     """Assemble ``scans``, ``scores``, ``lesions`` and ``reference_points`` of a dataset.
 
     Rows are sorted by key so that the tables do not depend on batch or job order.
-    File counts of the discovery pass travel in the scans table's metadata.
+    File counts of the discovery pass travel in the scans table's metadata. The
+    scorability verdicts (``scorable_parts``, :mod:`cacflow.scorable`) turn ``ok`` series
+    into ``not_scorable`` ones, whose method scores and lesions are dropped.
     """
     meta = table_meta(settings)
     if manifest is not None:
         meta |= {k: v for k, v in read_meta(manifest).items() if k.startswith("count.")}
     scans = _concat(scans_parts, SCANS_COLUMNS).sort_values("series_uid", kind="stable")
+    verdicts = _concat([p for p in scorable_parts or [] if p.exists()], SCORABLE_COLUMNS)
+    scans = apply_scorability(scans, verdicts)
     scores = pd.concat(
         [_concat(scores_parts, SCORES_COLUMNS), *score_tables_from_settings(settings)],
         ignore_index=True,
@@ -231,6 +237,10 @@ def gather(
     lesions = _concat(lesions_parts, LESIONS_COLUMNS).sort_values(
         ["method", "series_uid", "artery", "z", "y", "x"], kind="stable"
     )
+    unscorable = set(scans.loc[scans["status"] == Status.NOT_SCORABLE, "series_uid"])
+    methods = set(settings.get("methods", []))
+    scores = scores[~(scores["method"].isin(methods) & scores["series_uid"].isin(unscorable))]
+    lesions = lesions[~(lesions["method"].isin(methods) & lesions["series_uid"].isin(unscorable))]
     points = _concat(points_parts, ("series_uid",))
     if settings.get("annotations") and points_parts:
         points = _with_unscored_points(points, Path(settings["annotations"]), scans)
@@ -241,6 +251,30 @@ def gather(
         ("reference_points", points),
     ):
         write_table(df.reset_index(drop=True), out_dir / f"{name}.parquet", meta)
+
+
+def apply_scorability(scans: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
+    """``scans`` with the verdicts of :mod:`cacflow.scorable` applied to its ``ok`` rows:
+    status / reason of the not-scorable ones, notes joined into ``reason_detail``, and the
+    measured ``noise_hu`` and ``blood_pool_hu`` columns (NaN where not measured)."""
+    out = scans.copy()
+    out["noise_hu"] = np.nan
+    out["blood_pool_hu"] = np.nan
+    if verdicts.empty:
+        return out
+    v = verdicts.drop_duplicates("series_uid").set_index("series_uid")
+    idx = out["series_uid"].map(lambda u: u in v.index) & (out["status"] == Status.OK)
+    uids = out.loc[idx, "series_uid"]
+    out.loc[idx, "noise_hu"] = uids.map(v["noise_hu"]).astype(float).to_numpy()
+    out.loc[idx, "blood_pool_hu"] = uids.map(v["blood_pool_hu"]).astype(float).to_numpy()
+    bad = idx & out["series_uid"].map(v["status"]).eq(Status.NOT_SCORABLE)
+    out.loc[bad, "status"] = str(Status.NOT_SCORABLE)
+    out.loc[bad, "reason"] = out.loc[bad, "series_uid"].map(v["reason"])
+    notes = out.loc[idx, "series_uid"].map(v["reason_detail"]).fillna("")
+    old = out.loc[idx, "reason_detail"].fillna("").astype(str)
+    joined = [("; ".join(x for x in (a, b) if x)) or None for a, b in zip(old, notes, strict=True)]
+    out.loc[idx, "reason_detail"] = joined
+    return out
 
 
 def _with_unscored_points(points: pd.DataFrame, annotations: Path, scans: pd.DataFrame):

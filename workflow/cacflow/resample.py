@@ -15,11 +15,12 @@ native geometry (same thickness and increment) the volume is returned unchanged.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
+from cacflow.scorable import ScorableConfig
 from cacflow.volume import Volume, list_volumes, read_volume, write_volume
 
 GEOMETRY_TOLERANCE_MM = 1e-3
@@ -65,15 +66,24 @@ def is_identity(vol: Volume, thickness_mm: float, increment_mm: float) -> bool:
     )
 
 
+def is_thicker(vol: Volume, thickness_mm: float) -> bool:
+    """True when the native slices are thicker than the target: slab averaging cannot make
+    them thinner (it would only repeat them under a false thickness), so they are kept and
+    scored as they are (see :mod:`cacflow.scorable`, check 1)."""
+    return vol.geometry.slice_thickness_mm > thickness_mm + GEOMETRY_TOLERANCE_MM
+
+
 def slab_resample(vol: Volume, thickness_mm: float, increment_mm: float) -> Volume:
     """Resample ``vol`` to slabs of ``thickness_mm`` every ``increment_mm`` (HU, float32).
 
     Array axis order (z, y, x); the in-plane grid is unchanged. The output origin moves
     along the slice normal to the first output slice centre (LPS mm).
     """
-    if is_identity(vol, thickness_mm, increment_mm):
-        return Volume(vol.array.astype(np.float32, copy=False), vol.geometry, dict(vol.meta))
     g = vol.geometry
+    if is_identity(vol, thickness_mm, increment_mm) or is_thicker(vol, thickness_mm):
+        meta = dict(vol.meta)
+        meta.update(native_thickness_mm=g.slice_thickness_mm, native_increment_mm=g.increment_mm)
+        return Volume(vol.array.astype(np.float32, copy=False), g, meta)
     offsets, plan = slab_weights(vol.array.shape[0], g.increment_mm, thickness_mm, increment_mm)
     out = np.empty((len(plan), *vol.array.shape[1:]), dtype=np.float32)
     for j, (idx, w) in enumerate(plan):
@@ -95,18 +105,33 @@ def slab_resample(vol: Volume, thickness_mm: float, increment_mm: float) -> Volu
 
 
 def resample_dir(
-    in_dir: Path, out_dir: Path, thickness_mm: float | None, increment_mm: float | None
+    in_dir: Path,
+    out_dir: Path,
+    thickness_mm: float | None,
+    increment_mm: float | None,
+    scorable: ScorableConfig | None = None,
 ) -> int:
-    """Resample every volume of ``in_dir`` into ``out_dir`` (same file names).
+    """Resample every volume of ``in_dir`` into ``out_dir`` (same file names) and judge
+    whether each analysis image can be scored (``out_dir/scorable.parquet``, see
+    :mod:`cacflow.scorable`; default limits when ``scorable`` is None).
 
     ``thickness_mm=None`` keeps the native slices (a copy). Returns the number of volumes.
     """
+    from cacflow.provenance import provenance, write_table
+    from cacflow.scorable import SCORABLE_FILE, assess, assessment_table
+
+    cfg = scorable or ScorableConfig()
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = list_volumes(in_dir)
+    verdicts = []
     for i, p in enumerate(paths, 1):
         vol = read_volume(p)
         if thickness_mm is not None:
             vol = slab_resample(vol, thickness_mm, increment_mm or thickness_mm)
         write_volume(vol, out_dir / p.name)
-        print(f"resample: {i}/{len(paths)} {p.stem}", flush=True)
+        verdict = assess(vol, cfg, p.stem, thickness_mm)
+        verdicts.append(verdict)
+        print(f"resample: {i}/{len(paths)} {p.stem} {verdict.status}", flush=True)
+    meta = provenance(conventions={"scorable": asdict(cfg)})
+    write_table(assessment_table(verdicts), out_dir / SCORABLE_FILE, meta)
     return len(paths)

@@ -1,4 +1,5 @@
-# Slab averaging to the analysis geometry (default 3 mm slices every 1.5 mm).
+# Slab averaging to the analysis geometry (default 3 mm slices every 1.5 mm), and whether
+# each analysis image can be scored (scorable.parquet: noise, contrast, heart in the FOV).
 
 
 rule resample:
@@ -12,6 +13,7 @@ rule resample:
         "benchmarks/{ds}/resample/{batch}.tsv"
     params:
         geometry=resample_args,
+        scorable=section_json("scorable"),
     threads: 1
     resources:
         mem_mb=4000,
@@ -19,4 +21,5 @@ rule resample:
     conda:
         "../../envs/imaging.yaml"
     shell:
-        "cacflow resample {input} {output} {params.geometry} > {log} 2>&1"
+        "cacflow resample {input} {output} {params.geometry} "
+        "--scorable {params.scorable:q} > {log} 2>&1"
