@@ -137,6 +137,45 @@ def _convert(a: argparse.Namespace) -> None:
     print(f"convert: {n_ok} of {len(statuses)} series converted", flush=True)
 
 
+# --- insert ------------------------------------------------------------------------------
+def _insert_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "insert",
+        help="insert synthetic calcium into copies of real CT series (DICOM, annotations, truth)",
+    )
+    p.add_argument("out", type=Path, help="output folder (dicom/, annotations.csv, truth.csv)")
+    p.add_argument(
+        "--background", type=Path, nargs="+", required=True, help="real series folders (read-only)"
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[1])
+    p.add_argument("--max-lesions", type=int, default=8, help="lesions per copy: 0..this")
+    p.add_argument(
+        "--fov-mm",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        help="fields of view: 0 keeps the scan's own; e.g. 200 crops a cardiac FOV",
+    )
+    p.add_argument("--scoring", type=_json_arg, default={}, help="config section `scoring`")
+    p.set_defaults(handler=_insert)
+
+
+def _insert(a: argparse.Namespace) -> None:
+    from cacflow.conventions import ScoringConventions
+    from cacflow.insert import insert_cohort
+    from cacflow.provenance import atomic_dir
+
+    for bg in a.background:
+        _existing_dir(bg)
+    if a.max_lesions < 0:
+        raise ValueError(f"--max-lesions must be >= 0, got {a.max_lesions}")
+    fovs = [f if f > 0 else None for f in a.fov_mm]
+    conv = ScoringConventions.from_config(a.scoring)
+    with atomic_dir(a.out) as out:
+        n = insert_cohort([str(b) for b in a.background], out, a.seeds, a.max_lesions, fovs, conv)
+    print(f"insert: {n} series", flush=True)
+
+
 # --- resample ----------------------------------------------------------------------------
 def _resample_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("resample", help="slab-average volumes to the analysis slice geometry")
@@ -373,6 +412,7 @@ def _existing_dir(path: Path) -> Path:
 
 PARSERS = (
     _synth_parser,
+    _insert_parser,
     _discover_parser,
     _convert_parser,
     _resample_parser,

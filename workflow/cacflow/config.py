@@ -63,16 +63,23 @@ def check_references(config: dict[str, Any], base: Path = Path(".")) -> None:
             raise ConfigError(f"config key 'run': dataset '{name}' is not defined in 'datasets'")
     for name in config.get("run", []):
         ds = datasets[name]
-        if not any(k in ds for k in ("dicom_dir", "synthetic", "reference_scores", "manifest")):
+        sources = ("dicom_dir", "synthetic", "inserted", "reference_scores", "manifest")
+        if not any(k in ds for k in sources):
             raise ConfigError(
-                f"config key 'datasets.{name}': needs dicom_dir, synthetic, manifest "
+                f"config key 'datasets.{name}': needs dicom_dir, synthetic, inserted, manifest "
                 "or reference_scores"
             )
-        if "dicom_dir" in ds and "synthetic" in ds:
+        generated = [k for k in ("dicom_dir", "synthetic", "inserted") if k in ds]
+        if len(generated) > 1:
             raise ConfigError(
-                f"config key 'datasets.{name}': give dicom_dir or synthetic, not both"
+                f"config key 'datasets.{name}': give one of dicom_dir, synthetic, inserted "
+                f"(got {', '.join(generated)})"
             )
         paths = [(k, ds[k]) for k in INPUT_PATH_KEYS if k in ds]
+        paths += [
+            (f"inserted.backgrounds[{i}]", b)
+            for i, b in enumerate(ds.get("inserted", {}).get("backgrounds", []))
+        ]
         paths += [(f"external_scores.{k}", v) for k, v in ds.get("external_scores", {}).items()]
         for key, value in paths:
             if not (base / value).exists():
@@ -119,6 +126,16 @@ SEVERITY_KEYS = ("mild", "moderate", "severe", "extensive")
 """Keys of ``synthetic.severity_p``, in the order ``cacflow synth --severity-p`` takes."""
 
 
+def insert_arguments(spec: dict[str, Any]) -> list[str]:
+    """``cacflow insert`` options for a dataset's ``inserted`` block (schema defaults for
+    keys left out)."""
+    args = ["--background", *(str(b) for b in spec["backgrounds"])]
+    args += ["--seeds", *(str(int(s)) for s in spec["seeds"])]
+    args += ["--max-lesions", str(int(spec.get("max_lesions", 8)))]
+    args += ["--fov-mm", *(str(float(f)) for f in spec.get("fov_mm", [0]))]
+    return args
+
+
 def synth_arguments(spec: dict[str, Any]) -> list[str]:
     """``cacflow synth`` options for a dataset's ``synthetic`` block (schema defaults for
     keys left out)."""
@@ -144,7 +161,7 @@ def dataset_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     sources in table order. ``config_hash`` hashes all of it except itself.
     """
     ds = copy.deepcopy(config["datasets"][dataset])
-    if "synthetic" in ds:
+    if "synthetic" in ds or "inserted" in ds:
         paths = synthetic_paths(dataset)
         ds.setdefault("dicom_dir", paths["dicom_dir"])
         ds.setdefault("annotations", paths["annotations"])

@@ -42,7 +42,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
-from cacflow.volume import Volume
+from cacflow.volume import Geometry, Volume
 
 COARSE_VOXEL_MM = 3.0
 """Target voxel size (mm) of the coarse grid."""
@@ -64,6 +64,7 @@ SOFT_TISSUE_HU = (-40.0, 110.0)
 """Coarse-grid HU range taken as soft tissue (blood, myocardium); fat lies below it."""
 HEART_EROSION_MM = 8.0
 CANDIDATE_FRACTION = 0.2
+HEART_TOP_AREA_FRACTION = 0.3
 CORE_DEPTH_MM = 10.0
 """Depth (mm) inside the heart mask of the core where blood pool and noise are measured."""
 NOISE_WINDOW_MM = 7.0
@@ -92,6 +93,25 @@ class Heart:
     def full_mask(self, shape: tuple[int, ...]) -> np.ndarray:
         """The heart mask on the full grid of ``shape`` (z, y, x)."""
         return upsample(self.mask, self.factors, shape)
+
+    def slice_z(self, geometry: Geometry) -> np.ndarray:
+        """World z (mm, LPS; superior is +z) of the centre of each coarse slice."""
+        f = self.factors[0]
+        k = np.arange(self.mask.shape[0]) * f + (f - 1) / 2.0
+        ijk = np.stack([np.zeros_like(k), np.zeros_like(k), k], axis=1)
+        return geometry.index_to_world(ijk)[:, 2]
+
+    def top_z(self, geometry: Geometry) -> float:
+        """World z (mm) of the heart's upper border: the highest coarse slice whose heart
+        area is at least :data:`HEART_TOP_AREA_FRACTION` of the largest one; above it the
+        mask holds only the roots of the great vessels."""
+        area = self.mask.sum(axis=(1, 2))
+        big = area >= HEART_TOP_AREA_FRACTION * area.max()
+        return float(self.slice_z(geometry)[big].max())
+
+    def region_full(self, shape: tuple[int, ...]) -> np.ndarray:
+        """The search region (mediastinum in front of the spine) on the full grid."""
+        return upsample(self.region, self.factors, shape)
 
     def core(self) -> np.ndarray:
         """Coarse voxels deeper than :data:`CORE_DEPTH_MM` inside the heart (the interior

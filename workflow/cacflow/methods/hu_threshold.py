@@ -10,17 +10,22 @@ follows from where it lies round the heart. Steps (array axis order (z, y, x), H
    that carries the coronaries) within the mediastinal region the heart was searched in
    (between the lungs, in front of the spine: ribs, sternum, spine and descending aorta
    stay out), cut above the heart's upper border plus
-   :data:`GREAT_VESSEL_MARGIN_MM`: the upper border is the highest slice whose heart area is
-   at least :data:`HEART_TOP_AREA_FRACTION` of the largest heart slice; above it lie only
-   the great vessels (aortic calcium).
+   :data:`GREAT_VESSEL_MARGIN_MM`: the upper border is the highest slice whose heart area
+   is at least :data:`cacflow.heart.HEART_TOP_AREA_FRACTION` of the largest heart slice;
+   above it lie only the great vessels (aortic calcium).
 3. **Coronary calcium.** 26-connected components of calcium with at least
    :data:`MIN_INSIDE_FRACTION` of their voxels in the zone and a volume of at most
    :data:`MAX_LESION_VOLUME_MM3` (bone and calcium reaching out of the zone, e.g. in the
    descending aorta beside the spine, fail one of the two).
-   A component with air or lung within :data:`AIR_CONTACT_MM` is not coronary either
+   A component of which :data:`AIR_CONTACT_FRACTION` of the voxels lie within
+   :data:`AIR_CONTACT_MM` of air or lung is not coronary either
    (bronchial and tracheal cartilage, vessel walls at the lung border, kernel overshoot).
 4. **Valves.** A component whose centroid lies deeper than :data:`VALVE_DEPTH_MM` inside
    the heart is valve calcium (aortic valve), not coronary.
+   Calcium on the back of the atria (:data:`ATRIAL_BACK_DEG`, upper
+   :data:`ATRIAL_FRACTION` of the heart) is not coronary: the left atrium's posterior
+   wall borders the oesophagus, subcarinal lymph nodes and pulmonary veins, and no
+   coronary artery runs on it (the LCX runs in the left atrioventricular groove).
 5. **Artery.** The azimuth of the component's centroid round the heart centroid in the
    axial plane (LPS: 0 deg = patient's left, -90 deg = anterior, +-180 deg = right,
    +90 deg = posterior): RCA beyond :data:`RCA_SECTOR_DEG` on the right side, LAD from
@@ -39,20 +44,26 @@ from scipy import ndimage
 
 from cacflow.conventions import CALCIUM_THRESHOLD_HU, Label
 from cacflow.heart import Heart, depth_map, dilate, find_heart, upsample
-from cacflow.volume import Volume
+from cacflow.volume import Geometry, Volume
 
 CORONARY_ZONE_MM = 8.0
-HEART_TOP_AREA_FRACTION = 0.3
 GREAT_VESSEL_MARGIN_MM = 5.0
 VALVE_DEPTH_MM = 15.0
 """Calcium whose centroid lies deeper than this inside the heart is valvular (the aortic
 valve sits in the middle of the heart's base); coronary arteries run on the surface."""
 AIR_CONTACT_MM = 2.0
-"""A calcium component with air or lung within this distance (mm) is not coronary."""
+"""Distance (mm) from air or lung within which a calcium voxel counts as touching air."""
+AIR_CONTACT_FRACTION = 0.5
+"""A calcium component with at least this share of its voxels touching air is not coronary."""
 AIR_MAX_HU = -400.0
 """HU below which a voxel is air or lung parenchyma."""
 MIN_INSIDE_FRACTION = 0.5
 MAX_LESION_VOLUME_MM3 = 1500.0
+ATRIAL_BACK_DEG = (70.0, 160.0)
+"""Azimuth range (deg) of the atria's back (posterior and posterior-right of the heart
+centre): the left atrium borders the oesophagus there and carries no epicardial coronary."""
+ATRIAL_FRACTION = 0.5
+"""The atria fill the upper part of the heart's z range (this fraction, below its top)."""
 RCA_SECTOR_DEG = 110.0
 """Components with |azimuth| > this (deg) lie on the heart's right side: RCA."""
 LAD_LCX_BOUNDARY_DEG = -45.0
@@ -68,7 +79,7 @@ def predict_mask(vol: Volume, threshold_hu: float = CALCIUM_THRESHOLD_HU) -> np.
     if heart is None:
         return out
     factors = heart.factors
-    zone = coronary_zone(heart, _coarse_world_z(vol, factors, heart.mask.shape[0]))
+    zone = coronary_zone(heart, vol.geometry)
     zone_full = upsample(zone, factors, hu.shape)
     labels = cc3d.connected_components(hu >= threshold_hu, connectivity=26, out_dtype=np.uint32)
     n = int(labels.max())
@@ -81,33 +92,27 @@ def predict_mask(vol: Volume, threshold_hu: float = CALCIUM_THRESHOLD_HU) -> np.
     centre = _world_centroid(vol, np.argwhere(heart.mask) * factors + (factors - 1) / 2.0)
     centroids = cc3d.statistics(labels)["centroids"]  # (n + 1, 3), array axis order (z, y, x)
     depth = depth_map(heart.mask, heart.coarse_mm)
+    top = heart.top_z(vol.geometry)
+    zs = heart.slice_z(vol.geometry)[np.flatnonzero(heart.mask.any(axis=(1, 2)))]
+    atria_below = top - ATRIAL_FRACTION * (top - float(zs.min()))
     lut = np.zeros(n + 1, dtype=np.uint8)
     for comp in np.flatnonzero(keep):
         at = np.minimum((centroids[comp] // factors).astype(int), np.array(heart.mask.shape) - 1)
         if depth[tuple(at)] > VALVE_DEPTH_MM:
             continue  # deep inside the heart: a valve, not a coronary artery
-        lut[comp] = artery_label(_world_centroid(vol, centroids[comp]), centre)
+        position = _world_centroid(vol, centroids[comp])
+        if position[2] >= atria_below and on_atrial_back(position, centre):
+            continue  # behind the atria: oesophagus, lymph nodes, pulmonary veins
+        lut[comp] = artery_label(position, centre)
     return lut[labels]
 
 
-def _coarse_world_z(vol: Volume, factors: np.ndarray, nz: int) -> np.ndarray:
-    """World z (mm, LPS) of the centres of the coarse slices."""
-    k = np.arange(nz) * factors[0] + (factors[0] - 1) / 2.0
-    ijk = np.stack([np.zeros_like(k), np.zeros_like(k), k], axis=1)
-    return vol.geometry.index_to_world(ijk)[:, 2]
-
-
-def coronary_zone(heart: Heart, slice_z: np.ndarray) -> np.ndarray:
+def coronary_zone(heart: Heart, geometry: Geometry) -> np.ndarray:
     """Step 2: heart dilated by CORONARY_ZONE_MM within its search region, without what
-    lies above its upper border (coarse grid).
-
-    ``slice_z``: world z (mm) of each coarse slice (superior is +z in LPS).
-    """
+    lies above its upper border (:meth:`~cacflow.heart.Heart.top_z`) plus
+    GREAT_VESSEL_MARGIN_MM (coarse grid)."""
     zone = dilate(heart.mask, CORONARY_ZONE_MM, heart.coarse_mm) & heart.region
-    area = heart.mask.sum(axis=(1, 2))
-    big = area >= HEART_TOP_AREA_FRACTION * area.max()
-    top = float(slice_z[big].max())
-    zone[slice_z > top + GREAT_VESSEL_MARGIN_MM] = False
+    zone[heart.slice_z(geometry) > heart.top_z(geometry) + GREAT_VESSEL_MARGIN_MM] = False
     return zone
 
 
@@ -125,8 +130,9 @@ def coronary_components(
 def touches_air(
     hu: np.ndarray, labels: np.ndarray, candidates: np.ndarray, spacing_xyz: tuple[float, ...]
 ) -> np.ndarray:
-    """Step 3b: True per component id whose voxels lie within :data:`AIR_CONTACT_MM` of air
-    or lung (< :data:`AIR_MAX_HU`). Coronary calcium is wrapped in epicardial fat;
+    """Step 3b: True per component id of which at least :data:`AIR_CONTACT_FRACTION` of
+    the voxels lie within :data:`AIR_CONTACT_MM` of air or lung (< :data:`AIR_MAX_HU`).
+    Coronary calcium is wrapped in epicardial fat;
     bronchial-wall and tracheal cartilage, vessel walls at the lung border and the edge
     overshoot of sharp kernels at lung interfaces are not."""
     out = np.zeros(len(candidates), dtype=bool)
@@ -143,8 +149,9 @@ def touches_air(
             slice(max(b.start - p, 0), min(b.stop + p, n))
             for b, p, n in zip(box, pad, labels.shape, strict=True)
         )
-        near = ndimage.binary_dilation(labels[grown] == comp, structure=ball)
-        out[comp] = bool((hu[grown][near] < AIR_MAX_HU).any())
+        air_near = ndimage.binary_dilation(hu[grown] < AIR_MAX_HU, structure=ball)
+        own = labels[grown] == comp
+        out[comp] = bool(air_near[own].mean() >= AIR_CONTACT_FRACTION)
     return out
 
 
@@ -152,6 +159,14 @@ def _world_centroid(vol: Volume, zyx: np.ndarray) -> np.ndarray:
     """Mean LPS position (mm) of voxel indices given as (n, 3) in (z, y, x) order."""
     mean = np.asarray(zyx, dtype=float).reshape(-1, 3).mean(axis=0)
     return vol.geometry.index_to_world(mean[::-1])
+
+
+def on_atrial_back(position: np.ndarray, heart_centre: np.ndarray) -> bool:
+    """Step 4b: True when ``position`` (LPS mm) lies in the posterior sector
+    :data:`ATRIAL_BACK_DEG` round ``heart_centre``."""
+    d = np.asarray(position) - np.asarray(heart_centre)
+    azimuth = float(np.degrees(np.arctan2(d[1], d[0])))
+    return ATRIAL_BACK_DEG[0] <= azimuth <= ATRIAL_BACK_DEG[1]
 
 
 def artery_label(position: np.ndarray, heart_centre: np.ndarray) -> int:
