@@ -2,7 +2,8 @@
 
 Domains: ``v1`` (default, the fast phantom) and ``v2`` (the look of real CT:
 :mod:`~cacflow.synth.scene_v2`, :mod:`~cacflow.synth.phantom_v2`,
-:mod:`~cacflow.synth.kernels`). Modules: :mod:`~cacflow.synth.scene` (what is where, mm), :mod:`~cacflow.synth.phantom`
+:mod:`~cacflow.synth.kernels`).
+Modules: :mod:`~cacflow.synth.scene` (what is where, mm), :mod:`~cacflow.synth.phantom`
 (voxels and noise), :mod:`~cacflow.synth.truth` (exact scores),
 :mod:`~cacflow.synth.dicomwriter` (files), :mod:`~cacflow.synth.cohort` (the cohort).
 """
