@@ -105,8 +105,14 @@ COHORT_V2_COLUMNS = (
     "gated",
     "sharpness",
     "padding_hu",
+    "blood_x",
+    "blood_y",
+    "blood_z",
     "dicom_dir",
 )
+"""v2 ``cohort.csv``: v1's columns, the field of view (``chest`` / ``cardiac``, diameter mm),
+gating (1 = ECG-gated), kernel class, padding HU outside the reconstruction circle, and a
+point in homogeneous blood (left-ventricle centre, mm LPS) for noise checks."""
 DOMAINS = ("v1", "v2")
 """``v1``: the fast ellipse phantom (default); ``v2``: the look of real CT."""
 _COORD_FMT = "{:.4f}"
@@ -172,6 +178,7 @@ class SynthScan:
     rendered: Rendered
     annotated: list[bool]
     truths: list[LesionTruth]
+    anatomy_v2: s2.AnatomyV2 | None = None
 
 
 def plan_cohort(
@@ -303,6 +310,7 @@ def synth_scan_v2(
         rendered=rendered,  # type: ignore[arg-type]
         annotated=annotated,
         truths=truths,
+        anatomy_v2=anat,
     )
 
 
@@ -403,7 +411,7 @@ def _lesion_row(scan: SynthScan, c: PlacedCalcification, t: LesionTruth, ann: bo
 
 
 def _fmt(value: object, column: str) -> str:
-    if column in ("x", "y", "z"):
+    if column in ("x", "y", "z", "blood_x", "blood_y", "blood_z"):
         return _COORD_FMT.format(float(value))  # type: ignore[arg-type]
     if isinstance(value, float):
         return repr(value)  # shortest round-trip text: exact truth, still byte-stable
@@ -513,6 +521,9 @@ def generate_cohort(
                 "sharpness": acq.sharpness,
                 "padding_hu": acq.padding_hu,
             }
+            assert scan.anatomy_v2 is not None
+            lv = scan.anatomy_v2.chambers[0][0]
+            extra |= {"blood_x": lv[0], "blood_y": lv[1], "blood_z": lv[2]}
         cohort.append(
             {
                 **extra,
