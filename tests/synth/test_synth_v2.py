@@ -10,12 +10,11 @@ import cc3d
 import numpy as np
 import pandas as pd
 import pytest
+from synth.conftest import read_series
+from synth.test_synth_cohort import _scores_of
 
 from cacflow.synth import AcquisitionMix, generate_cohort
 from cacflow.synth import kernels as kn
-
-from synth.conftest import read_series
-from synth.test_synth_cohort import _scores_of
 
 MATRIX = 256
 CALIBRATION = {("Philips", "B", 5.0): 6.0, ("Philips", "L", 5.0): 38.0, ("Philips", "D", 1.0): 23.0}
