@@ -238,7 +238,7 @@ def lesion_delta(
     rel_z = (zs - calc.centre[2])[:, None, None, None] * inv[2]
     u2 = ((rel_x + rel_y + rel_z) ** 2).sum(axis=-1)
     if calc.label == "STENT":
-        inside = (u2 <= 1.0) & (_across2(xs, ys, zs, calc) >= 0.55)
+        inside = (u2 <= 1.0) & (_across2(xs, ys, zs, calc) >= 0.3)
         value = np.where(inside, calc.peak_hu, 0.0)
     else:
         edge = 0.5 * calc.peak_hu

@@ -43,7 +43,7 @@ CORTICAL_HU = (750.0, 1100.0)
 CARTILAGE_HU = 110.0
 CARTILAGE_CALCIUM_HU = (300.0, 800.0)
 CARTILAGE_CALCIFIED_P = 0.6
-STENT_HU = 9000.0
+STENT_HU = 14000.0
 """Intrinsic HU of stent struts; partial volume and the PSF bring the written peak to
 2000-3071 HU."""
 
