@@ -74,6 +74,12 @@ def _synth_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--gated-p", type=float, help="v2: share of ECG-gated scans (default 0.5)")
     p.add_argument("--stent-p", type=float, help="v2: share of scans with a stent (default 0.08)")
+    p.add_argument(
+        "--kernels",
+        nargs="+",
+        metavar="VENDOR/NAME",
+        help="v2: draw only these kernels, e.g. Philips/B SIEMENS/B35f (overrides --kernel-p)",
+    )
     p.set_defaults(handler=_synth)
 
 
@@ -83,7 +89,7 @@ def _synth(a: argparse.Namespace) -> None:
     given = {"severity_p": a.severity_p, "av_p": a.av_p, "mv_p": a.mv_p}
     mix = CohortMix(**{k: v for k, v in given.items() if v is not None})
     v2_given = {"fov_p": a.fov_p, "kernel_p": a.kernel_p, "gated_p": a.gated_p}
-    v2_given["stent_p"] = a.stent_p
+    v2_given |= {"stent_p": a.stent_p, "kernels": tuple(a.kernels) if a.kernels else None}
     v2_set = {k: v for k, v in v2_given.items() if v is not None}
     if v2_set and a.domain != "v2":
         raise ValueError(f"--{next(iter(v2_set)).replace('_', '-')} needs --domain v2")

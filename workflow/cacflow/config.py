@@ -144,6 +144,8 @@ def synth_arguments(spec: dict[str, Any]) -> list[str]:
         for key, flag in (("gated_p", "--gated-p"), ("stent_p", "--stent-p")):
             if key in spec:
                 args += [flag, str(float(spec[key]))]
+        if spec.get("kernels"):
+            args += ["--kernels", *(str(k) for k in spec["kernels"])]
     args += ["--thickness", *(str(float(t)) for t in thicknesses)]
     if "zero_cac_fraction" in spec:
         args += ["--zero-cac-fraction", str(float(spec["zero_cac_fraction"]))]

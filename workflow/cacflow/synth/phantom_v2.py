@@ -18,7 +18,8 @@ reference-standard convention: a lesion is the 26-connected component of voxels 
 that holds its brightest voxel. Lesions are kept isolated from bone and from each other
 (:data:`CLEARANCE_PX`, :func:`cacflow.synth.phantom.clearance_slices`); a lesion whose
 component still meets bone or another lesion's component, or that shows no calcium voxel,
-is taken out of the image (and of the truth).
+is taken out of the image (and of the truth); so is one drowned in noise (its component
+grows far beyond its own support, :data:`SWAMPED_FACTOR`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ MIN_PEAK_HU = 150.0
 SUBPIXELS = 3
 SUB_Z_MM = 0.3
 """Sub-sample spacing of the slice profile (mm)."""
+SWAMPED_FACTOR = 3.0
+SWAMPED_EXTRA_VOXELS = 100
+"""A lesion whose component holds more than ``SWAMPED_FACTOR x support +
+SWAMPED_EXTRA_VOXELS`` voxels has drowned in noise (thin sharp or lung reconstructions,
+where noise >= 130 HU percolates): it is taken out like a conflicting one."""
 LESION_PEAK_HU = (250.0, 1600.0)
 """Intrinsic peak HU of a calcification before partial volume and blur."""
 
@@ -352,9 +358,11 @@ def truth_components(
 ) -> tuple[list[np.ndarray | None], list[int]]:
     """Per lesion, the voxels (n, 3; (z, y, x), sorted) of the 26-connected component of
     ``hu >= 130`` holding its brightest voxel (None when that voxel is below 130), and the
-    indices of lesions in conflict (their component meets bone or another lesion's)."""
+    indices of lesions in conflict (their component meets bone or another lesion's, or has
+    drowned in noise, see :data:`SWAMPED_FACTOR`)."""
     calcium = hu >= CALCIUM_THRESHOLD_HU
     labels = cc3d.connected_components(calcium, connectivity=26)
+    sizes = np.bincount(labels.ravel())
     comps: list[int] = []
     for les in lesions:
         sub = hu[les.box].astype(np.float32)
@@ -364,8 +372,9 @@ def truth_components(
         comps.append(int(labels[idx]) if calcium[idx] else 0)
     hard_labels = set(np.unique(labels[hard & calcium]).tolist()) - {0}
     conflicts, seen = [], set()
-    for i, c in enumerate(comps):
-        if c and (c in hard_labels or c in seen):
+    for i, (c, les) in enumerate(zip(comps, lesions, strict=True)):
+        limit = SWAMPED_FACTOR * int((les.delta > SUPPORT_HU).sum()) + SWAMPED_EXTRA_VOXELS
+        if c and (c in hard_labels or c in seen or sizes[c] > limit):
             conflicts.append(i)
         seen.add(c)
     voxels: list[np.ndarray | None] = []

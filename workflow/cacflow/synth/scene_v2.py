@@ -80,13 +80,16 @@ DOSE_JITTER = (0.9, 1.1)
 class AcquisitionMix:
     """The v2 cohort mix: chances of each field of view (``fov_p``: chest, cardiac) and
     kernel class (``kernel_p``: soft, medium, sharp, lung), the share of ECG-gated scans
-    (``gated_p``) and of scans with a coronary stent (``stent_p``); slice thicknesses are
-    shared out evenly (``thicknesses_mm``). Weights are normalised."""
+    (``gated_p``) and of scans with a coronary stent (``stent_p``). ``kernels``, when not
+    empty, names the only kernels to draw from (uniformly), as ``Manufacturer/Name``
+    (e.g. ``Philips/B``, :data:`cacflow.synth.kernels.KERNELS`); ``kernel_p`` is then
+    unused. Weights are normalised."""
 
     fov_p: tuple[float, ...] = tuple(DEFAULT_FOV_P.values())
     kernel_p: tuple[float, ...] = tuple(DEFAULT_KERNEL_P.values())
     gated_p: float = DEFAULT_GATED_P
     stent_p: float = DEFAULT_STENT_P
+    kernels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name, n in (("fov_p", len(FOV_KINDS)), ("kernel_p", len(kn.SHARPNESS_CLASSES))):
@@ -97,9 +100,24 @@ class AcquisitionMix:
         for name in ("gated_p", "stent_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        object.__setattr__(self, "kernels", tuple(self.kernels))
+        for spec in self.kernels:
+            kernel_of_spec(spec)  # raises on an unknown name
 
     def key(self) -> tuple[object, ...]:
-        return ("v2", *self.fov_p, *self.kernel_p, self.gated_p, self.stent_p)
+        return ("v2", *self.fov_p, *self.kernel_p, self.gated_p, self.stent_p, *self.kernels)
+
+
+def kernel_of_spec(spec: str) -> kn.Kernel:
+    """The kernel named ``Manufacturer/Name`` (e.g. ``SIEMENS/B35f``)."""
+    maker, sep, name = spec.partition("/")
+    try:
+        if not sep:
+            raise KeyError(spec)
+        return kn.kernel_named(maker, name)
+    except KeyError:
+        known = ", ".join(f"{k.manufacturer}/{k.name}" for k in kn.KERNELS)
+        raise ValueError(f"unknown kernel {spec!r}; known: {known}") from None
 
 
 @dataclass(frozen=True)
@@ -201,11 +219,15 @@ def sample_acquisition(
     mix: AcquisitionMix,
 ) -> AcquisitionV2:
     """Scanner, kernel, field of view, gating and the grid covering the heart with margins."""
-    sharpness = _choice(rng, kn.SHARPNESS_CLASSES, mix.kernel_p)
-    vendors = tuple(kn.SCANNER_MODELS)
-    manufacturer = vendors[int(rng.integers(len(vendors)))]
-    options = kn.kernels_of(manufacturer, sharpness)
-    kernel = options[int(rng.integers(len(options)))]
+    if mix.kernels:
+        kernel = kernel_of_spec(mix.kernels[int(rng.integers(len(mix.kernels)))])
+        sharpness, manufacturer = kernel.sharpness, kernel.manufacturer
+    else:
+        sharpness = _choice(rng, kn.SHARPNESS_CLASSES, mix.kernel_p)
+        vendors = tuple(kn.SCANNER_MODELS)
+        manufacturer = vendors[int(rng.integers(len(vendors)))]
+        options = kn.kernels_of(manufacturer, sharpness)
+        kernel = options[int(rng.integers(len(options)))]
     models = kn.SCANNER_MODELS[manufacturer]
     model = models[int(rng.integers(len(models)))]
     fov_kind = _choice(rng, FOV_KINDS, mix.fov_p)
