@@ -377,9 +377,15 @@ def truth_components(
         if c and (c in hard_labels or c in seen or sizes[c] > limit):
             conflicts.append(i)
         seen.add(c)
+    flat = np.flatnonzero(labels)  # one pass over the volume; calcium voxels are few
+    flat_labels = labels.ravel()[flat]
     voxels: list[np.ndarray | None] = []
     for c in comps:
-        voxels.append(np.argwhere(labels == c) if c else None)
+        if not c:
+            voxels.append(None)
+            continue
+        idx = np.unravel_index(flat[flat_labels == c], labels.shape)
+        voxels.append(np.stack(idx, axis=1))  # (z, y, x) order, sorted like argwhere
     return voxels, conflicts
 
 
@@ -399,10 +405,9 @@ def render(
         img[les.box] += les.delta
     kn.add_correlated_noise(rng, img, acq.kernel_model, grid.pixel_mm, acq.noise_sd_hu)
     outside = outside_circle(grid, acq.centre, acq.fov_mm)
-    hard_zone = ndimage.binary_dilation(hard, iterations=1)
     while True:
         hu = _write(img, outside, acq.padding_hu)
-        voxels, conflicts = truth_components(hu, lesions, hard_zone)
+        voxels, conflicts = truth_components(hu, lesions, hard)
         drop = set(conflicts) | {i for i, v in enumerate(voxels) if v is None}
         if not conflicts:
             break
