@@ -87,6 +87,7 @@ def render_anatomy(anat: s2.AnatomyV2, grid: Grid) -> np.ndarray:
     vol[:, cavity] = sc.MEDIASTINAL_FAT_HU
     _paint_lungs(vol, grid, b, cavity)
     blood = s2.BLOOD_HU + j["blood"]
+    _paint_lung_vessels(vol, grid, anat, blood)
     _paint_aorta(vol, grid, anat, blood)
     c, semi = b.heart_centre, b.heart_semi
     epi = semi + b.epicardial_fat_mm
@@ -114,6 +115,24 @@ def _paint_lungs(vol: np.ndarray, grid: Grid, b: sc.Anatomy, cavity: np.ndarray)
         r2 = np.where(cavity, dx * dx + dy * dy, np.inf).astype(np.float32)
         lung = r2[None] <= scale2[:, None, None].astype(np.float32)
         vol[lung] = s2.LUNG_HU
+
+
+def _paint_lung_vessels(vol: np.ndarray, grid: Grid, anat: s2.AnatomyV2, blood: float) -> None:
+    """Straight pulmonary vessels (blood HU, 1-4 mm radius) crossing the slices obliquely;
+    painted only over lung voxels."""
+    for (x0, y0, z0), (dx, dy), r in anat.lung_vessels:
+        for k, z in enumerate(grid.zs):
+            cx, cy = x0 + dx * (z - z0), y0 + dy * (z - z0)
+            i0 = max(int((cx - r - grid.origin[0]) / grid.pixel_mm), 0)
+            i1 = min(int((cx + r - grid.origin[0]) / grid.pixel_mm) + 2, grid.shape[2])
+            j0 = max(int((cy - r - grid.origin[1]) / grid.pixel_mm), 0)
+            j1 = min(int((cy + r - grid.origin[1]) / grid.pixel_mm) + 2, grid.shape[1])
+            if i0 >= i1 or j0 >= j1:
+                continue
+            sub = vol[k, j0:j1, i0:i1]
+            ddx = grid.xs[i0:i1][None, :] - cx
+            ddy = grid.ys[j0:j1][:, None] - cy
+            sub[(ddx * ddx + ddy * ddy <= r * r) & (sub == s2.LUNG_HU)] = blood
 
 
 def _paint_aorta(vol: np.ndarray, grid: Grid, anat: s2.AnatomyV2, blood: float) -> None:

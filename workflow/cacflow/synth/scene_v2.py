@@ -63,6 +63,8 @@ EPICARDIAL_FAT_MM = (4.0, 8.0)
 PERICARDIUM_MM = 1.5
 ARCH_ABOVE_HEART_MM = (20.0, 45.0)
 ARCH_HEIGHT_MM = (12.0, 20.0)
+LUNG_VESSELS = (40, 80)
+LUNG_VESSEL_RADIUS_MM = (0.8, 3.5)
 COVERAGE_BELOW_HEART_MM = (8.0, 20.0)
 COVERAGE_ABOVE_HEART_MM = (25.0, 55.0)
 CHEST_FOV_MM = (330.0, 360.0, 380.0, 400.0, 431.0, 460.0)
@@ -134,6 +136,8 @@ class AnatomyV2:
     cartilage_calcified: bool
     chambers: tuple[tuple[np.ndarray, np.ndarray], ...] = field(default=())
     """Blood-filled chambers (centre, semi-axes), mm."""
+    lung_vessels: tuple[tuple[tuple[float, float, float], tuple[float, float], float], ...] = ()
+    """Pulmonary vessels: (point (x, y, z), in-plane drift (dx/dz, dy/dz), radius), mm."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,14 @@ def sample_anatomy(rng: np.random.Generator) -> AnatomyV2:
         (c + semi * np.array([0.05, 0.45, 0.35]), semi * np.array([0.40, 0.30, 0.35])),  # LA
         (c + semi * np.array([-0.50, 0.05, 0.15]), semi * np.array([0.30, 0.35, 0.45])),  # RA
     )
+    vessels = []
+    for _ in range(int(rng.integers(*LUNG_VESSELS))):
+        side = 1.0 if rng.uniform() < 0.5 else -1.0
+        x = side * float(rng.uniform(0.1, 0.95)) * cav[0]
+        y = float(rng.uniform(-0.8, 0.8)) * cav[1]
+        drift = (float(rng.normal(0.0, 0.6)), float(rng.normal(0.0, 0.6)))
+        r = float(rng.uniform(*LUNG_VESSEL_RADIUS_MM))
+        vessels.append(((x, y, hz), drift, r))
     return AnatomyV2(
         base=base,
         pericardium_mm=PERICARDIUM_MM,
@@ -204,6 +216,7 @@ def sample_anatomy(rng: np.random.Generator) -> AnatomyV2:
         cortical_hu=_u(rng, CORTICAL_HU),
         cartilage_calcified=bool(rng.uniform() < CARTILAGE_CALCIFIED_P),
         chambers=chambers,
+        lung_vessels=tuple(vessels),
     )
 
 
