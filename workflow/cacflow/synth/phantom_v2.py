@@ -96,6 +96,7 @@ def render_anatomy(anat: s2.AnatomyV2, grid: Grid) -> np.ndarray:
     _paint_ellipsoid(vol, grid, c, semi, s2.MYOCARDIUM_HU)
     for centre, csemi in anat.chambers:
         _paint_ellipsoid(vol, grid, centre, csemi, blood)
+    _paint_coronary_vessels(vol, grid, b, blood)
     asc = _ellipse(grid, b.asc_aorta_centre, (b.asc_aorta_radius,) * 2)
     rising = (grid.zs >= b.asc_aorta_z0) & (grid.zs <= anat.arch_z)
     vol[rising[:, None, None] & asc[None]] = blood
@@ -115,6 +116,22 @@ def _paint_lungs(vol: np.ndarray, grid: Grid, b: sc.Anatomy, cavity: np.ndarray)
         r2 = np.where(cavity, dx * dx + dy * dy, np.inf).astype(np.float32)
         lung = r2[None] <= scale2[:, None, None].astype(np.float32)
         vol[lung] = s2.LUNG_HU
+
+
+def _paint_coronary_vessels(vol: np.ndarray, grid: Grid, b: sc.Anatomy, blood: float) -> None:
+    """The coronary arteries as soft-tissue tubes in the epicardial fat along the lesion
+    paths (:data:`cacflow.synth.scene.PATHS`), radius tapering from
+    :data:`cacflow.synth.scene_v2.CORONARY_RADIUS_MM` to 1 mm."""
+    step = 0.5 * min(grid.pixel_mm, grid.increment_mm, 1.0)
+    for label, r0 in s2.CORONARY_RADIUS_MM.items():
+        centres = [sc.path_frame(b, label, 0.0, 0.0)[0]]
+        for t in np.linspace(0.0, 1.0, 400)[1:]:
+            c = sc.path_frame(b, label, float(t), 0.0)[0]
+            if np.linalg.norm(c - centres[-1]) >= step:
+                centres.append(c)
+        for i, c in enumerate(centres):
+            r = r0 + (1.0 - r0) * i / max(len(centres) - 1, 1)
+            _paint_ellipsoid(vol, grid, c, np.array([r, r, r]), blood)
 
 
 def _paint_lung_vessels(vol: np.ndarray, grid: Grid, anat: s2.AnatomyV2, blood: float) -> None:

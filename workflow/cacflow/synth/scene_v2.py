@@ -63,6 +63,8 @@ EPICARDIAL_FAT_MM = (4.0, 8.0)
 PERICARDIUM_MM = 1.5
 ARCH_ABOVE_HEART_MM = (20.0, 45.0)
 ARCH_HEIGHT_MM = (12.0, 20.0)
+CORONARY_RADIUS_MM = {"LM": 2.0, "LAD": 1.8, "LCX": 1.6, "RCA": 1.9}
+"""Proximal lumen radius of each coronary artery (non-contrast: blood HU in the fat)."""
 LUNG_VESSELS = (40, 80)
 LUNG_VESSEL_RADIUS_MM = (0.8, 3.5)
 COVERAGE_BELOW_HEART_MM = (8.0, 20.0)
