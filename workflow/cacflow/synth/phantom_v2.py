@@ -63,6 +63,8 @@ SWAMPED_EXTRA_VOXELS = 100
 SWAMPED_EXTRA_VOXELS`` voxels has drowned in noise (thin sharp or lung reconstructions,
 where noise >= 130 HU percolates): it is taken out like a conflicting one."""
 LESION_PEAK_HU = (250.0, 1600.0)
+ANATOMY_SUB_Z_MM = 1.0
+"""Sub-slice spacing (mm) of the anatomy's slice profile (thicker slices average several)."""
 """Intrinsic peak HU of a calcification before partial volume and blur."""
 
 
@@ -229,6 +231,29 @@ def _paint_ribs(vol: np.ndarray, grid: Grid, anat: s2.AnatomyV2) -> None:
                 c = (side * rx * np.cos(a), ry * np.sin(a))
                 _paint_disc(vol[k], grid, c, sc.RIB_RADIUS_MM, anat.cortical_hu)
                 _paint_disc(vol[k], grid, c, sc.RIB_RADIUS_MM - 1.2, anat.cancellous_hu)
+
+
+def slice_profile_anatomy(anat: s2.AnatomyV2, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Anatomy averaged over each slice's profile (a box of the slice thickness, sampled
+    every <= :data:`ANATOMY_SUB_Z_MM`), and the hard mask: voxels where any sub-slice is
+    bone or cartilage calcium (>= 130 HU)."""
+    n_sub = max(1, math.ceil(grid.thickness_mm / ANATOMY_SUB_Z_MM - 1e-9))
+    if n_sub == 1:
+        nominal = render_anatomy(anat, grid)
+        return nominal, nominal >= CALCIUM_THRESHOLD_HU
+    dz = grid.thickness_mm / n_sub
+    z0 = grid.origin[2] - grid.thickness_mm / 2.0 + dz / 2.0
+    n, ny, nx = grid.shape
+    fine = Grid(
+        origin=(grid.origin[0], grid.origin[1], z0),
+        pixel_mm=grid.pixel_mm,
+        increment_mm=dz,
+        thickness_mm=dz,
+        shape=(n * n_sub, ny, nx),
+    )
+    vol = render_anatomy(anat, fine).reshape(n, n_sub, ny, nx)
+    hard = (vol >= CALCIUM_THRESHOLD_HU).any(axis=1)
+    return vol.mean(axis=1, dtype=np.float32), hard
 
 
 # --- lesions ---------------------------------------------------------------------------
@@ -430,8 +455,7 @@ def render(
 ) -> RenderedV2:
     """The scan's HU image (int16) and its calcifications with their written voxels."""
     grid = grid_of(acq)
-    nominal = render_anatomy(anat, grid)
-    hard = nominal >= CALCIUM_THRESHOLD_HU
+    nominal, hard = slice_profile_anatomy(anat, grid)
     blurred = nominal.copy()
     kn.blur_inplane(blurred, acq.kernel_model, grid.pixel_mm)
     lesions = place_lesions(rng, grid, nominal, blurred, hard, acq, wanted)
