@@ -187,3 +187,32 @@ def test_v2_uids_differ_from_v1(tmp_path) -> None:
     generate_cohort(tmp_path / "a", 1, 3, matrix=64, thicknesses_mm=(5.0,))
     v1 = pd.read_csv(tmp_path / "a" / "cohort.csv")
     assert "fov" not in v1.columns
+
+
+def test_sharp_kernels_overshoot_soft_ones_do_not() -> None:
+    soft = kn.psf_kernel(kn.kernel_named("Philips", "B"), 0.7)
+    lung = kn.psf_kernel(kn.kernel_named("Philips", "L"), 0.7)
+    assert soft.min() > -5e-3 * soft.max()  # no negative lobe (beyond cropping)
+    assert lung.min() < -0.03 * lung.max()  # negative lobe: overshoot at edges
+    assert lung.max() > soft.max()  # sharper PSF
+    for name, lo, hi in (("B", 1000.0, 1005.0), ("L", 1050.0, 1200.0)):
+        edge = np.zeros((1, 64, 256), np.float32)
+        edge[:, :, 128:] = 1000.0
+        kn.blur_inplane(edge, kn.kernel_named("Philips", name), 0.7)
+        assert lo <= edge[0, 32].max() <= hi
+
+
+def test_non_gated_lesions_are_smeared() -> None:
+    from cacflow.synth import phantom_v2 as p2
+    from cacflow.synth import scene as sc
+    from cacflow.synth.phantom import Grid
+
+    grid = Grid((-20.0, -20.0, -10.0), 0.4, 3.0, 3.0, (7, 101, 101))
+    calc = sc.Calcification("RCA", np.zeros(3), np.eye(3), np.array([1.5, 1.5, 1.5]), 800.0, True)
+    bg = np.full(grid.shape, -100.0, np.float32)
+    psf = kn.psf_kernel(kn.kernel_named("SIEMENS", "B35f"), grid.pixel_mm)
+    _, sharp = p2.lesion_delta(calc, grid, bg, psf, None)
+    _, smeared = p2.lesion_delta(calc, grid, bg, psf, p2._motion_kernel(5.0 / 0.4, 0.3))
+    assert smeared.max() < 0.8 * sharp.max()
+    assert (smeared > p2.SUPPORT_HU).sum() > 1.3 * (sharp > p2.SUPPORT_HU).sum()
+    assert smeared.sum() == pytest.approx(sharp.sum(), rel=0.02)  # blur keeps the mass
