@@ -290,6 +290,7 @@ def synth_scan_v2(
     anat = s2.sample_anatomy(rng)
     acq = s2.sample_acquisition(rng, anat, plan.thickness_mm, matrix, acq_mix)
     z_top = acq.origin[2] + (acq.n_slices - 1) * acq.thickness_mm
+    z_top = min(z_top, anat.arch_z)  # the straight aortas end at the arch
     severity, wanted = wanted_calcifications(rng, anat.base, z_top, plan.zero_cac, mix)
     wanted += [partial(s2.propose_arch, anat=anat)] * int(rng.integers(0, 3))
     if rng.uniform() < acq_mix.stent_p:

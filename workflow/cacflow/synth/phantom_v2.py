@@ -293,7 +293,7 @@ def lesion_delta(
     if np.any(lo < 0) or np.any(hi > np.array(grid.shape)):
         return None
     box = (slice(lo[0], hi[0]), slice(lo[1], hi[1]), slice(lo[2], hi[2]))
-    n_sub_z = max(1, int(round(grid.thickness_mm / s2_sub_z())))
+    n_sub_z = max(1, int(round(grid.thickness_mm / SUB_Z_MM)))
     oz = (np.arange(n_sub_z) + 0.5) / n_sub_z - 0.5
     oxy = (np.arange(SUBPIXELS) + 0.5) / SUBPIXELS - 0.5
     zs = (grid.zs[box[0]][:, None] + oz[None, :] * grid.thickness_mm).ravel()
@@ -318,10 +318,6 @@ def lesion_delta(
     if motion is not None:
         blurred = np.stack([ndimage.convolve(d, motion, mode="constant") for d in blurred])
     return box, blurred.astype(np.float32)
-
-
-def s2_sub_z() -> float:
-    return SUB_Z_MM
 
 
 def _across2(xs: np.ndarray, ys: np.ndarray, zs: np.ndarray, calc: sc.Calcification):
