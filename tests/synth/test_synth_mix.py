@@ -93,3 +93,37 @@ def test_config_block_becomes_synth_options() -> None:
         None,
         0.2,
     )
+
+
+def test_v2_config_block_becomes_synth_options() -> None:
+    import yaml
+
+    from cacflow.config import ConfigError, check_schema
+
+    spec = {
+        "n_scans": 4,
+        "seed": 9,
+        "domain": "v2",
+        "fov_p": {"chest": 1, "cardiac": 3},
+        "kernel_p": {"soft": 1, "medium": 0, "sharp": 0, "lung": 1},
+        "gated_p": 0.7,
+        "stent_p": 0.2,
+        "kernels": ["Philips/B", "SIEMENS/B35f"],
+    }
+    base = yaml.safe_load(open("config/config.yaml"))
+    base["datasets"]["v2"] = {"synthetic": spec}
+    check_schema(base)
+    args = build_parser().parse_args(["synth", "out", *synth_arguments(spec)])
+    assert (args.domain, args.matrix, args.fov_p, args.kernel_p) == (
+        "v2",
+        512,
+        [1.0, 3.0],
+        [1.0, 0.0, 0.0, 1.0],
+    )
+    assert args.thickness == [0.625, 1.0, 1.5, 2.5, 3.0, 5.0]
+    assert (args.gated_p, args.stent_p, args.kernels) == (0.7, 0.2, ["Philips/B", "SIEMENS/B35f"])
+    plain = build_parser().parse_args(["synth", "out", *synth_arguments({"n_scans": 2, "seed": 1})])
+    assert plain.domain == "v1" and plain.kernels is None
+    base["datasets"]["v2"]["synthetic"]["domain"] = "v3"
+    with pytest.raises(ConfigError, match="domain"):
+        check_schema(base)

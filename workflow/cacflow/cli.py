@@ -33,9 +33,12 @@ def _synth_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out", type=Path, help="output folder (dicom/, annotations.csv, truth.csv)")
     p.add_argument("--n-scans", type=int, default=20)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--matrix", type=int, default=256, help="in-plane matrix size (pixels)")
+    p.add_argument("--matrix", type=int, help="in-plane matrix size (pixels; default 256, v2: 512)")
     p.add_argument(
-        "--thickness", type=float, nargs="+", default=[1.0, 2.5, 3.0], help="slice thicknesses (mm)"
+        "--thickness",
+        type=float,
+        nargs="+",
+        help="slice thicknesses (mm; default 1.0 2.5 3.0, v2: 0.625 1 1.5 2.5 3 5)",
     )
     p.add_argument(
         "--zero-cac-fraction", type=float, default=0.2, help="share of scans without coronary CAC"
@@ -49,22 +52,57 @@ def _synth_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--av-p", type=float, help="chance of aortic-valve calcium (default 0.25)")
     p.add_argument("--mv-p", type=float, help="chance of mitral-annulus calcium (default 0.15)")
+    p.add_argument(
+        "--domain",
+        choices=("v1", "v2"),
+        default="v1",
+        help="v1: fast ellipse phantom (default); v2: looks like real CT (README)",
+    )
+    p.add_argument(
+        "--fov-p",
+        type=float,
+        nargs=2,
+        metavar=("CHEST", "CARDIAC"),
+        help="v2: weights of the fields of view (default 0.5 0.5)",
+    )
+    p.add_argument(
+        "--kernel-p",
+        type=float,
+        nargs=4,
+        metavar=("SOFT", "MEDIUM", "SHARP", "LUNG"),
+        help="v2: weights of the kernel classes (default 0.45 0.25 0.15 0.15)",
+    )
+    p.add_argument("--gated-p", type=float, help="v2: share of ECG-gated scans (default 0.5)")
+    p.add_argument("--stent-p", type=float, help="v2: share of scans with a stent (default 0.08)")
+    p.add_argument(
+        "--kernels",
+        nargs="+",
+        metavar="VENDOR/NAME",
+        help="v2: draw only these kernels, e.g. Philips/B SIEMENS/B35f (overrides --kernel-p)",
+    )
     p.set_defaults(handler=_synth)
 
 
 def _synth(a: argparse.Namespace) -> None:
-    from cacflow.synth import CohortMix, generate_cohort
+    from cacflow.synth import AcquisitionMix, CohortMix, generate_cohort
 
     given = {"severity_p": a.severity_p, "av_p": a.av_p, "mv_p": a.mv_p}
     mix = CohortMix(**{k: v for k, v in given.items() if v is not None})
+    v2_given = {"fov_p": a.fov_p, "kernel_p": a.kernel_p, "gated_p": a.gated_p}
+    v2_given |= {"stent_p": a.stent_p, "kernels": tuple(a.kernels) if a.kernels else None}
+    v2_set = {k: v for k, v in v2_given.items() if v is not None}
+    if v2_set and a.domain != "v2":
+        raise ValueError(f"--{next(iter(v2_set)).replace('_', '-')} needs --domain v2")
     generate_cohort(
         a.out,
         a.n_scans,
         a.seed,
-        thicknesses_mm=tuple(a.thickness),
+        thicknesses_mm=tuple(a.thickness) if a.thickness else None,
         matrix=a.matrix,
         zero_cac_fraction=a.zero_cac_fraction,
         mix=mix,
+        domain=a.domain,
+        acquisition_mix=AcquisitionMix(**v2_set) if a.domain == "v2" else None,
     )
 
 

@@ -136,12 +136,33 @@ def insert_arguments(spec: dict[str, Any]) -> list[str]:
     return args
 
 
+FOV_KEYS = ("chest", "cardiac")
+"""Keys of ``synthetic.fov_p`` (v2), in the order ``cacflow synth --fov-p`` takes."""
+KERNEL_KEYS = ("soft", "medium", "sharp", "lung")
+"""Keys of ``synthetic.kernel_p`` (v2), in the order ``cacflow synth --kernel-p`` takes."""
+V2_DEFAULT_MATRIX = 512
+V2_DEFAULT_THICKNESSES_MM = [0.625, 1.0, 1.5, 2.5, 3.0, 5.0]
+
+
 def synth_arguments(spec: dict[str, Any]) -> list[str]:
     """``cacflow synth`` options for a dataset's ``synthetic`` block (schema defaults for
-    keys left out)."""
-    thicknesses = spec.get("thicknesses_mm", [1.0, 2.5, 3.0])
+    keys left out; domain v2 has its own matrix and thickness defaults)."""
+    v2 = spec.get("domain", "v1") == "v2"
+    default_thick = V2_DEFAULT_THICKNESSES_MM if v2 else [1.0, 2.5, 3.0]
+    thicknesses = spec.get("thicknesses_mm", default_thick)
     args = ["--n-scans", str(int(spec["n_scans"])), "--seed", str(int(spec["seed"]))]
-    args += ["--matrix", str(int(spec.get("matrix", 256)))]
+    args += ["--matrix", str(int(spec.get("matrix", V2_DEFAULT_MATRIX if v2 else 256)))]
+    if v2:
+        args += ["--domain", "v2"]
+        if "fov_p" in spec:
+            args += ["--fov-p", *(str(float(spec["fov_p"][k])) for k in FOV_KEYS)]
+        if "kernel_p" in spec:
+            args += ["--kernel-p", *(str(float(spec["kernel_p"][k])) for k in KERNEL_KEYS)]
+        for key, flag in (("gated_p", "--gated-p"), ("stent_p", "--stent-p")):
+            if key in spec:
+                args += [flag, str(float(spec[key]))]
+        if spec.get("kernels"):
+            args += ["--kernels", *(str(k) for k in spec["kernels"])]
     args += ["--thickness", *(str(float(t)) for t in thicknesses)]
     if "zero_cac_fraction" in spec:
         args += ["--zero-cac-fraction", str(float(spec["zero_cac_fraction"]))]

@@ -17,6 +17,14 @@ Layout of ``out_dir``:
   ``annotated, agatston, volume_mm3, mass_mg, peak_hu, n_voxels, x, y, z``;
 - ``cohort.csv``: one row per scan: acquisition facts (no identifiers).
 
+Two *domains* (``domain``): ``v1``, the default (the fast ellipse phantom of
+:mod:`cacflow.synth.scene` / :mod:`cacflow.synth.phantom`: the demo and the unit tests;
+its files never change), and ``v2``, made to look like real CT
+(:mod:`cacflow.synth.scene_v2` / :mod:`cacflow.synth.phantom_v2`: 512 matrices, chest or
+cardiac field of view, vendor kernels with correlated noise, gated or not), mixed by an
+:class:`~cacflow.synth.scene_v2.AcquisitionMix`. A v2 ``cohort.csv`` has the extra
+columns of :data:`COHORT_V2_COLUMNS`.
+
 Deterministic: the same arguments give byte-identical files. Scan ``i`` draws from its own
 stream ``numpy.random.default_rng([seed, i])``; the cohort-level choices (which scans
 have no coronary calcium, which slice thickness each scan gets) from
@@ -34,7 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cacflow.synth import phantom_v2 as p2
 from cacflow.synth import scene as sc
+from cacflow.synth import scene_v2 as s2
 from cacflow.synth.dicomwriter import SeriesHeader, fake_identity, uid, write_series
 from cacflow.synth.phantom import PlacedCalcification, Proposal, Rendered, render
 from cacflow.synth.truth import ARTERY_OF_LABEL, LesionTruth, artery_rows, lesion_truth
@@ -87,6 +97,24 @@ COHORT_COLUMNS = (
     "instance_order",
     "dicom_dir",
 )
+COHORT_V2_COLUMNS = (
+    *COHORT_COLUMNS[:-1],
+    "domain",
+    "fov",
+    "fov_mm",
+    "gated",
+    "sharpness",
+    "padding_hu",
+    "blood_x",
+    "blood_y",
+    "blood_z",
+    "dicom_dir",
+)
+"""v2 ``cohort.csv``: v1's columns, the field of view (``chest`` / ``cardiac``, diameter mm),
+gating (1 = ECG-gated), kernel class, padding HU outside the reconstruction circle, and a
+point in homogeneous blood (left-ventricle centre, mm LPS) for noise checks."""
+DOMAINS = ("v1", "v2")
+"""``v1``: the fast ellipse phantom (default); ``v2``: the look of real CT."""
 _COORD_FMT = "{:.4f}"
 
 
@@ -150,6 +178,7 @@ class SynthScan:
     rendered: Rendered
     annotated: list[bool]
     truths: list[LesionTruth]
+    anatomy_v2: s2.AnatomyV2 | None = None
 
 
 def plan_cohort(
@@ -247,6 +276,45 @@ def synth_scan(
     )
 
 
+def synth_scan_v2(
+    plan: ScanPlan,
+    seed: int,
+    matrix: int,
+    cohort_key: tuple[object, ...],
+    mix: CohortMix = DEFAULT_MIX,
+    acq_mix: s2.AcquisitionMix | None = None,
+) -> SynthScan:
+    """Draw and render one v2 scan (no files written)."""
+    acq_mix = acq_mix or s2.AcquisitionMix()
+    rng = np.random.default_rng([seed, plan.index, 2])
+    anat = s2.sample_anatomy(rng)
+    acq = s2.sample_acquisition(rng, anat, plan.thickness_mm, matrix, acq_mix)
+    z_top = acq.origin[2] + (acq.n_slices - 1) * acq.thickness_mm
+    z_top = min(z_top, anat.arch_z)  # the straight aortas end at the arch
+    severity, wanted = wanted_calcifications(rng, anat.base, z_top, plan.zero_cac, mix)
+    wanted += [partial(s2.propose_arch, anat=anat)] * int(rng.integers(0, 3))
+    if rng.uniform() < acq_mix.stent_p:
+        wanted.append(partial(s2.propose_stent, anatomy=anat.base))
+    rendered = p2.render(rng, anat, acq, wanted)
+    annotated = annotate(rng, [c.label for c in rendered.calcifications])
+    g = rendered.grid
+    truths = [
+        lesion_truth(c.index[:, 0], c.hu, g.pixel_mm * g.pixel_mm, g.increment_mm)
+        for c in rendered.calcifications
+    ]
+    scene = sc.Scene(anat.base, acq, severity, tuple(c.calc for c in rendered.calcifications))
+    return SynthScan(
+        index=plan.index,
+        patient_id=f"SYN{seed}-{plan.index + 1:04d}",
+        series_uid=uid(*cohort_key, plan.index, "series"),
+        scene=scene,
+        rendered=rendered,  # type: ignore[arg-type]
+        annotated=annotated,
+        truths=truths,
+        anatomy_v2=anat,
+    )
+
+
 def _token(rng: np.random.Generator, n: int) -> str:
     return "".join(f"{int(v):x}" for v in rng.integers(16, size=n))
 
@@ -299,11 +367,29 @@ def write_scan_dicom(scan: SynthScan, seed: int, dicom_root: Path, cohort_key: t
         study_description="CT CARDIAC CALCIUM SCORE" if rng.uniform() < 0.5 else "CT CHEST",
         series_description=f"Axial {acq.thickness_mm:g}mm {acq.kernel}",
     )
+    if isinstance(acq, s2.AcquisitionV2):
+        header = _v2_header(header, acq)
     sops = [uid(*cohort_key, scan.index, "sop", k) for k in range(n)]
     instances = _instance_numbers(rng, n, acq.instance_order)
     paths = [folder / name for name in names]
     write_series(scan.rendered.hu, scan.rendered.grid, header, paths, instances, sops)
     return folder
+
+
+def _v2_header(header: SeriesHeader, acq: s2.AcquisitionV2) -> SeriesHeader:
+    """The v2 header facts: padding, protocol and descriptions as scanners write them."""
+    from dataclasses import replace
+
+    cardiac = acq.fov_kind == "cardiac" or acq.gated
+    gating = "ECG-gated" if acq.gated else "non-gated"
+    return replace(
+        header,
+        padding_hu=acq.padding_hu,
+        protocol_name=("CaScoring " if cardiac else "Thorax ") + gating,
+        body_part="HEART" if acq.fov_kind == "cardiac" else "CHEST",
+        study_description="CT CARDIAC CALCIUM SCORE" if cardiac else "CT CHEST",
+        series_description=f"{acq.thickness_mm:g}mm {acq.kernel} {acq.fov_kind} {gating}",
+    )
 
 
 def _lesion_row(scan: SynthScan, c: PlacedCalcification, t: LesionTruth, ann: bool) -> dict:
@@ -326,7 +412,7 @@ def _lesion_row(scan: SynthScan, c: PlacedCalcification, t: LesionTruth, ann: bo
 
 
 def _fmt(value: object, column: str) -> str:
-    if column in ("x", "y", "z"):
+    if column in ("x", "y", "z", "blood_x", "blood_y", "blood_z"):
         return _COORD_FMT.format(float(value))  # type: ignore[arg-type]
     if isinstance(value, float):
         return repr(value)  # shortest round-trip text: exact truth, still byte-stable
@@ -349,20 +435,35 @@ def generate_cohort(
     n_scans: int,
     seed: int,
     *,
-    thicknesses_mm: tuple[float, ...] = DEFAULT_THICKNESSES_MM,
-    matrix: int = DEFAULT_MATRIX,
+    thicknesses_mm: tuple[float, ...] | None = None,
+    matrix: int | None = None,
     zero_cac_fraction: float = DEFAULT_ZERO_CAC_FRACTION,
     mix: CohortMix = DEFAULT_MIX,
+    domain: str = "v1",
+    acquisition_mix: s2.AcquisitionMix | None = None,
 ) -> None:
     """Write a synthetic cohort of ``n_scans`` CT series to ``out_dir`` (see module doc).
 
     ``thicknesses_mm``: slice thicknesses (mm; increment = thickness) shared out evenly;
     ``matrix``: in-plane pixels (the field of view stays ~350 mm, so the pixel size
     follows); ``zero_cac_fraction``: share of scans without coronary calcium; ``mix``: how
-    calcified the other scans are (:class:`CohortMix`). An existing
-    ``out_dir/dicom`` folder is removed first.
+    calcified the other scans are (:class:`CohortMix`). ``domain``: ``v1`` (default) or
+    ``v2`` (see module doc), whose thicknesses default to
+    :data:`cacflow.synth.scene_v2.DEFAULT_V2_THICKNESSES_MM`, matrix to 512 and
+    acquisition mix to :class:`~cacflow.synth.scene_v2.AcquisitionMix` defaults. An
+    existing ``out_dir/dicom`` folder is removed first.
     """
     out_dir = Path(out_dir)
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {', '.join(DOMAINS)}, got {domain!r}")
+    v2 = domain == "v2"
+    if thicknesses_mm is None:
+        thicknesses_mm = s2.DEFAULT_V2_THICKNESSES_MM if v2 else DEFAULT_THICKNESSES_MM
+    if matrix is None:
+        matrix = s2.DEFAULT_V2_MATRIX if v2 else DEFAULT_MATRIX
+    if acquisition_mix is not None and not v2:
+        raise ValueError("an acquisition mix applies to domain v2 only")
+    acq_mix = acquisition_mix or s2.AcquisitionMix()
     if n_scans < 1:
         raise ValueError(f"n_scans must be >= 1, got {n_scans}")
     if seed < 0:
@@ -381,13 +482,17 @@ def generate_cohort(
         *thicknesses_mm,
         zero_cac_fraction,
         *mix.key(),
+        *(acq_mix.key() if v2 else ()),
     )
     dicom_root = out_dir / "dicom"
     if dicom_root.exists():
         shutil.rmtree(dicom_root)  # a previous cohort's files would mix with this one
     annotations, truth, lesions, cohort = [], [], [], []
     for plan in plan_cohort(n_scans, seed, tuple(thicknesses_mm), zero_cac_fraction):
-        scan = synth_scan(plan, seed, matrix, cohort_key, mix)
+        if v2:
+            scan = synth_scan_v2(plan, seed, matrix, cohort_key, mix, acq_mix)
+        else:
+            scan = synth_scan(plan, seed, matrix, cohort_key, mix)
         folder = write_scan_dicom(scan, seed, dicom_root, cohort_key)
         g = scan.rendered.grid
         acq = scan.scene.acquisition
@@ -407,8 +512,22 @@ def generate_cohort(
                     "increment_mm": g.increment_mm,
                 }
             )
+        extra = {}
+        if isinstance(acq, s2.AcquisitionV2):
+            extra = {
+                "domain": "v2",
+                "fov": acq.fov_kind,
+                "fov_mm": acq.fov_mm,
+                "gated": int(acq.gated),
+                "sharpness": acq.sharpness,
+                "padding_hu": acq.padding_hu,
+            }
+            assert scan.anatomy_v2 is not None
+            lv = scan.anatomy_v2.chambers[0][0]
+            extra |= {"blood_x": lv[0], "blood_y": lv[1], "blood_z": lv[2]}
         cohort.append(
             {
+                **extra,
                 "series_uid": scan.series_uid,
                 "patient_id": scan.patient_id,
                 "manufacturer": acq.manufacturer,
@@ -428,4 +547,4 @@ def generate_cohort(
     _write_csv(out_dir / "annotations.csv", ANNOTATION_COLUMNS, annotations)
     _write_csv(out_dir / "truth.csv", TRUTH_COLUMNS, truth)
     _write_csv(out_dir / "truth_lesions.csv", LESION_COLUMNS, lesions)
-    _write_csv(out_dir / "cohort.csv", COHORT_COLUMNS, cohort)
+    _write_csv(out_dir / "cohort.csv", COHORT_V2_COLUMNS if v2 else COHORT_COLUMNS, cohort)

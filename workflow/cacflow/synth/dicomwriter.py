@@ -74,6 +74,11 @@ class SeriesHeader:
     tube_current_ma: int
     study_description: str
     series_description: str
+    padding_hu: int | None = None
+    """v2: HU written outside the reconstruction circle; sets PixelPaddingValue (and signed
+    pixels when it is below -1024). None (v1): no padding attributes, unsigned pixels."""
+    protocol_name: str | None = None
+    body_part: str = "CHEST"
 
 
 def uid(*entropy: object) -> str:
@@ -125,7 +130,7 @@ def series_dataset(header: SeriesHeader, grid: Grid) -> FileDataset:
     ds.PatientBirthDate = ident.birth_date
     ds.PatientSex = ident.sex
     ds.PatientAge = patient_age(ident.birth_date, header.study_date)
-    ds.BodyPartExamined = "CHEST"
+    ds.BodyPartExamined = header.body_part
     ds.SliceThickness = _ds(grid.thickness_mm)
     ds.KVP = str(header.kvp)
     ds.SpacingBetweenSlices = _ds(grid.increment_mm)
@@ -154,6 +159,14 @@ def series_dataset(header: SeriesHeader, grid: Grid) -> FileDataset:
     ds.PixelRepresentation = 0
     ds.WindowCenter = "40"
     ds.WindowWidth = "400"
+    if header.padding_hu is not None:
+        if header.padding_hu < RESCALE_INTERCEPT:  # stored values below 0: signed pixels
+            ds.PixelRepresentation = 1
+            ds.BitsStored = 16
+            ds.HighBit = 15
+        ds.PixelPaddingValue = int(header.padding_hu - RESCALE_INTERCEPT)
+    if header.protocol_name is not None:
+        ds.ProtocolName = header.protocol_name
     ds.RescaleIntercept = str(RESCALE_INTERCEPT)
     ds.RescaleSlope = "1"
     ds.RescaleType = "HU"
@@ -175,7 +188,8 @@ def set_slice(
     z = grid.origin[2] + k * grid.increment_mm
     ds.ImagePositionPatient = [_ds(grid.origin[0]), _ds(grid.origin[1]), _ds(z)]
     ds.SliceLocation = _ds(z)
-    stored = (pixels_hu.astype(np.int32) - RESCALE_INTERCEPT).astype("<u2")
+    dtype = "<i2" if ds.PixelRepresentation == 1 else "<u2"
+    stored = (pixels_hu.astype(np.int32) - RESCALE_INTERCEPT).astype(dtype)
     ds.PixelData = stored.tobytes()
 
 
