@@ -67,7 +67,8 @@ def progression_table(
     ``scores``: ``series_uid, artery, agatston`` of the study's score source.
     """
     by = scores.set_index(["series_uid", "artery"])["agatston"]
-    arteries = [a for a in ("LAD", "LCX", "RCA", "total") if a in set(scores["artery"])]
+    present = set(scores["artery"].unique())
+    arteries = [a for a in ("LAD", "LCX", "RCA", "total") if a in present]
     frames = []
     for artery in arteries:
         s = by.xs(artery, level="artery")

@@ -73,6 +73,7 @@ def simulate_cohort(
     follow_up_years: float = 10.0,
     dropout_per_year: float = 0.02,
     interval_years: float = 2.0,
+    min_exams: int = 1,
 ) -> SimulatedCohort:
     """A cohort of ``n_participants`` with up to ``n_exams`` exams (a participant has k
     exams with k uniform in 1..n_exams), each with a soft 3 mm series and, with
@@ -95,7 +96,7 @@ def simulate_cohort(
             "event": event,
         }
     )
-    k = rng.integers(1, n_exams + 1, n)
+    k = rng.integers(min_exams, n_exams + 1, n)
     p_rep = np.repeat(np.arange(n), k)
     visit = np.concatenate([np.arange(i) for i in k]) if n else np.array([], int)
     days = np.round(visit * interval_years * DAYS_PER_YEAR + rng.normal(0, 30, len(visit)))
