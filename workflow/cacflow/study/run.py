@@ -286,3 +286,26 @@ def run_study(data_dir: Path, settings: dict[str, Any], out_dir: Path | None = N
         f"{meta['count.exams_with_series']} with a chosen series",
         flush=True,
     )
+
+
+def write_simulated_study(data_dir: Path, settings: dict[str, Any], out_dir: Path) -> None:
+    """The demo's study: exam table, clinical table and a README stating the true hazard
+    ratios, from the dataset's scans and its ``study.source`` total scores."""
+    from cacflow.provenance import atomic_path
+    from cacflow.study import simulate
+    from cacflow.tables import read_table
+
+    cfg = StudyConfig.from_settings(settings)
+    scans = read_table(data_dir / "scans.parquet")
+    scores = read_table(data_dir / "scores.parquet")
+    total = scores[(scores["method"] == cfg.source) & (scores["artery"] == "total")]
+    seed = int((settings.get("simulate_clinical") or {}).get("seed", 0))
+    exams, clinical = simulate.demo_study_tables(
+        scans, total.set_index("series_uid")["agatston"], seed
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, df in (("exams", exams), ("clinical", clinical)):
+        with atomic_path(out_dir / f"{name}.csv") as tmp:
+            df.to_csv(tmp, index=False)
+    with atomic_path(out_dir / "README.md") as tmp:
+        tmp.write_text(simulate.demo_readme(len(clinical), int(clinical["event"].sum())))
