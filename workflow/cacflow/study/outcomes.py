@@ -182,7 +182,11 @@ def outcome_table(
     rows: list[dict[str, Any]] = []
     risks: dict[str, np.ndarray] = {}
     for (name, adjusted), design in designs.items():
-        res = fit_cox(design, time, event, name, adjusted)
+        try:
+            res = fit_cox(design, time, event, name, adjusted)
+        except Exception as exc:  # a model that does not converge is reported, not fatal
+            print(f"outcomes: model {name} not fitted ({type(exc).__name__})", flush=True)
+            continue
         if not res.terms:
             continue
         rows += hr_rows(res, n, n_events)
@@ -190,8 +194,8 @@ def outcome_table(
             rows += ph_rows(res, n, n_events)
         risks[name] = res.fitter.predict_log_partial_hazard(res.design[res.terms]).to_numpy()
     rows += c_index_rows(time.to_numpy(), event.to_numpy(), risks, spec, n, n_events)
-    out = pd.DataFrame(rows)
-    return out[list(OUTCOME_COLUMNS)]
+    out = pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))
+    return out
 
 
 def c_index_rows(

@@ -24,7 +24,8 @@ def _table(columns: list[str], rows: list[list[str]], note: str = "") -> str:
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>" for r in rows
     )
-    out = f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    out = f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+    out += f"<tbody>{body}</tbody></table></div>"
     return out + (f'<p class="note">{html.escape(note)}</p>' if note else "")
 
 
@@ -82,7 +83,9 @@ def table1_html(t1: pd.DataFrame) -> str:
     if t1.empty:
         return "<p>No clinical table.</p>"
     t1 = t1.assign(row=t1["covariate"] + np.where(t1["level"] != "", " = " + t1["level"], ""))
-    wide = t1.pivot_table(index="row", columns="category", values="text", aggfunc="first", sort=False)
+    wide = t1.pivot_table(
+        index="row", columns="category", values="text", aggfunc="first", sort=False
+    )
     cats = list(dict.fromkeys(t1["category"]))
     wide = wide.reindex(columns=cats)
     rows = [[idx, *[("–" if pd.isna(v) else v) for v in vals]] for idx, vals in wide.iterrows()]
@@ -140,7 +143,10 @@ def study_section(data_dir: Path) -> str:
     parts += ["<h3>Exam selection</h3>", flow_html(meta)]
     parts += ["<h3>Progression between consecutive exams</h3>"]
     parts += [progression_html(read_table(data_dir / "progression.parquet"))]
-    parts += ["<h3>Baseline characteristics</h3>", table1_html(read_table(data_dir / "table1.parquet"))]
+    parts += [
+        "<h3>Baseline characteristics</h3>",
+        table1_html(read_table(data_dir / "table1.parquet")),
+    ]
     if len(outcomes):
         parts += ["<h3>Cox proportional hazards</h3>", hr_html(outcomes)]
         parts += ["<h3>Harrell's C</h3>", c_html(outcomes)]

@@ -241,7 +241,9 @@ def flow_counts(exams: pd.DataFrame) -> dict[str, int]:
         "series_considered": int(exams["n_candidates"].sum()),
         "series_usable": int(exams["n_usable"].sum()),
         "exams_with_series": int(exams["series_uid"].notna().sum()),
-        "participants_with_followup": int((exams["visit"] > 0).groupby(exams["patient_id"]).any().sum()),
+        "participants_with_followup": int(
+            (exams["visit"] > 0).groupby(exams["patient_id"]).any().sum()
+        ),
     }
 
 

@@ -147,7 +147,13 @@ def _artery_scores(
     parts["total"] = sum(parts[a] for a in ARTERY_SHARE)
     frames = [
         pd.DataFrame(
-            {"series_uid": uid, "patient_id": pid, "method": "reference", "artery": a, "agatston": v}
+            {
+                "series_uid": uid,
+                "patient_id": pid,
+                "method": "reference",
+                "artery": a,
+                "agatston": v,
+            }
         )
         for a, v in parts.items()
     ]
