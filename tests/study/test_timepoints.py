@@ -51,3 +51,8 @@ def test_timepoints_from_day_order_and_from_a_table() -> None:
     table = pd.DataFrame({"exam_id": ["x", "y", "z", "w"], "timepoint": ["T2", "T0", "T10", "T1"]})
     out = assign_timepoints(exams, table).set_index("exam_id")
     assert out["visit"].to_dict() == {"y": 0, "x": 1, "z": 2, "w": 0}  # T10 after T2
+
+
+def test_dicom_dates_read_as_numbers() -> None:
+    pid = pd.Series(["a", "a"])
+    assert days_from_dates(pid, pd.Series([20200101, 20200111])).tolist() == [0, 10]

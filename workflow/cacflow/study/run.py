@@ -124,11 +124,12 @@ def build_study(
     series = _series(scans, src)
     series, exam_source = series_exams(series, exam_table)
     exams = select_exams(series, cfg.selection)
-    days = series.groupby(["patient_id", "exam_id"], sort=False)["days"].min()
-    exams["days"] = pd.MultiIndex.from_frame(exams[["patient_id", "exam_id"]]).map(days)
+    keys = ["patient_id", "exam_id"]
+    agg = {"days": ("days", "min")}
     if "timepoint" in series.columns:
-        tp = series.groupby(["patient_id", "exam_id"], sort=False)["timepoint"].first()
-        exams["timepoint"] = pd.MultiIndex.from_frame(exams[["patient_id", "exam_id"]]).map(tp)
+        agg["timepoint"] = ("timepoint", "first")
+    per_exam = series.groupby(keys, sort=False).agg(**agg).reset_index()
+    exams = exams.merge(per_exam, on=keys, how="left", validate="one_to_one")
     exams = assign_timepoints(exams, timepoints)
     drs = cacdrs_table(src) if len(src) else pd.DataFrame(columns=["series_uid"])
     exams = exam_scores(exams, src, drs)

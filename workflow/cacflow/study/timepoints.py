@@ -29,10 +29,14 @@ DATE_COLUMNS = ("study_date", "date")
 def days_from_dates(patient_id: pd.Series, dates: pd.Series) -> pd.Series:
     """Whole days since each participant's earliest date (int, 0 at the first exam).
 
+    Numbers are read as DICOM dates (YYYYMMDD), text in any format pandas parses.
+
     >>> days_from_dates(pd.Series(["a", "a", "b"]),
     ...                 pd.Series(["2020-01-01", "2021-01-01", "2019-05-05"])).tolist()
     [0, 366, 0]
     """
+    if pd.api.types.is_numeric_dtype(dates):  # DICOM DA read from CSV: 20200301 -> text
+        dates = dates.astype("Int64").astype(str)
     when = pd.to_datetime(dates, errors="coerce", format="mixed")
     first = when.groupby(patient_id.to_numpy()).transform("min")
     return (when - first).dt.days.astype("Int64")
