@@ -3,22 +3,6 @@
 # (or `simulate_clinical`, the demo's simulated study).
 
 
-def study_tables_in(wildcards):
-    """The dataset's exam / timepoints / clinical tables (simulated ones for the demo)."""
-    from cacflow.study.run import study_inputs
-
-    return study_inputs(SETTINGS[wildcards.ds])
-
-
-def study_outputs(wildcards):
-    """Report input: the study tables of a dataset that has a study, else nothing."""
-    from cacflow.study.run import STUDY_TABLES, study_enabled
-
-    if not study_enabled(SETTINGS[wildcards.ds]):
-        return []
-    return [f"results/{wildcards.ds}/{name}.parquet" for name in STUDY_TABLES]
-
-
 rule simulate_clinical:
     input:
         scans="results/{ds}/scans.parquet",
