@@ -21,3 +21,12 @@ def test_cacdrs_hand_cases() -> None:
     scores = pd.DataFrame(rows, columns=["series_uid", "method", "artery", "agatston"])
     t = cacdrs_table(scores).set_index("series_uid")
     assert t["cac_drs"].to_dict() == {"zero": "0", "one": "A1/N1", "two": "A2/N2", "three": "A3/N3"}
+
+
+def test_total_only_gives_no_vessel_count() -> None:
+    scores = pd.DataFrame(
+        {"series_uid": ["a", "b"], "method": "r", "artery": "total", "agatston": [0.0, 150.0]}
+    )
+    t = cacdrs_table(scores).set_index("series_uid")
+    assert t["cac_drs"].to_dict() == {"a": "0", "b": "A2"}
+    assert t["cac_drs_n"].isna().all()

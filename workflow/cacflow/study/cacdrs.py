@@ -4,7 +4,8 @@ Agatston category ``A``: 0 (score 0), 1 (1–99), 2 (100–299), 3 (≥ 300); sc
 rounded, so (0, 100) is A1, [100, 300) A2, ≥ 300 A3. Vessel count ``N``: the number of
 coronary arteries with calcium (score > 0) among LM, LAD, LCX, RCA. With the default
 ``scoring.artery_groups`` LM is counted with LAD, so N is at most 3 (N4 needs LM scored
-on its own). A score of 0 is written ``CAC-DRS 0`` with no N.
+on its own). A score of 0 is written ``0`` with no N; a score table without per-artery
+scores gives A only (``cac_drs_n`` missing).
 """
 
 from __future__ import annotations
@@ -40,9 +41,12 @@ def cacdrs_table(scores: pd.DataFrame) -> pd.DataFrame:
     total = wide["total"] if "total" in wide else wide.reindex(columns=VESSELS).sum(axis=1)
     vessels = [v for v in VESSELS if v in wide.columns]
     a = cacdrs_a(total.fillna(0).to_numpy())
-    n = (wide[vessels].fillna(0) > 0).sum(axis=1).to_numpy() if vessels else np.zeros(len(a))
-    n = np.where(a > 0, n, 0).astype(np.int64)
-    text = np.where(a > 0, [f"A{i}/N{j}" for i, j in zip(a, n, strict=True)], "0")
+    if vessels:
+        n = pd.array(np.where(a > 0, (wide[vessels].fillna(0) > 0).sum(axis=1), 0), "Int64")
+        text = np.where(a > 0, [f"A{i}/N{j}" for i, j in zip(a, n, strict=True)], "0")
+    else:  # a total score only (e.g. a score table without arteries): no vessel count
+        n = pd.array([pd.NA] * len(a), dtype="Int64")
+        text = np.where(a > 0, [f"A{i}" for i in a], "0")
     return pd.DataFrame(
         {
             "series_uid": wide.index.get_level_values(0),

@@ -120,7 +120,8 @@ def build_study(
     """All study tables from in-memory inputs (see the module docstring)."""
     src = scores[scores["method"] == cfg.source]
     if src.empty and len(scores):
-        raise ValueError(f"study.source '{cfg.source}': no such method in scores")
+        have = ", ".join(sorted(scores["method"].astype(str).unique()))
+        raise ValueError(f"config key 'study.source': no method '{cfg.source}' (have: {have})")
     series = _series(scans, src)
     series, exam_source = series_exams(series, exam_table)
     exams = select_exams(series, cfg.selection)
@@ -181,11 +182,17 @@ def outcome_tables(
         how="inner",
     )
     covs = [*spec.covariates, spec.event, spec.time]
+    shown = cohort.assign(**{spec.event: cohort[spec.event].map(_event_text)})
     return {
-        "table1": table1(cohort, covs, labels),
+        "table1": table1(shown, covs, labels),
         "outcomes": outcome_table(cohort, spec, labels, cfg.ph_check),
         "km": kaplan_meier(cohort, spec, labels),
     }
+
+
+def _event_text(value: Any) -> Any:
+    """Event indicator as a level of table 1 (``event = 1`` rows give n (%))."""
+    return None if pd.isna(value) else str(int(value))
 
 
 def _series(scans: pd.DataFrame, src: pd.DataFrame) -> pd.DataFrame:
