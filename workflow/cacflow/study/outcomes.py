@@ -14,7 +14,9 @@ Models, on complete cases of the CAC score, time, event and every configured cov
 p_value, n, n_events``; statistics ``hr`` (95 % Wald CI), ``ph_test`` (Schoenfeld
 residuals vs rank of time: chi², p), ``c_index`` (Harrell's C, percentile bootstrap CI),
 ``c_index_gain`` (C of ``ln_cac_adjusted`` − C of ``covariates``, same resamples).
-Categorical covariates (text) enter as indicators vs their first level (sorted).
+Categorical covariates (text) enter as indicators vs their first level (sorted). A model
+that does not converge or has an infinite CI (e.g. a category without events) is left out
+of the table, and the log says so.
 """
 
 from __future__ import annotations
@@ -97,13 +99,18 @@ def fit_cox(design: pd.DataFrame, time: pd.Series, event: pd.Series, name: str, 
     """Fit a lifelines Cox model on ``design`` (drops all-zero columns: a category with no
     participants has no HR)."""
     from lifelines import CoxPHFitter
+    from lifelines.exceptions import ConvergenceWarning
 
     keep = [c for c in design.columns if design[c].std() > 0]
     data = design[keep].assign(_time=time.to_numpy(float), _event=event.to_numpy(int))
     fitter = CoxPHFitter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # non-convergence (e.g. a category without events: HR 0 or infinite) is an error
+        warnings.simplefilter("error", ConvergenceWarning)
         fitter.fit(data, "_time", "_event")
+    if not np.isfinite(fitter.summary["exp(coef) upper 95%"]).all():
+        raise ValueError(f"model {name}: a hazard ratio is not estimable (infinite CI)")
     return CoxResult(name, adjusted, keep, fitter, data)
 
 

@@ -32,6 +32,8 @@ HR_MALE = 1.4
 BASELINE_HAZARD_PER_YEAR = 0.01
 ARTERY_SHARE = {"LAD": 0.5, "LCX": 0.2, "RCA": 0.3}
 """Mean share of the total score per artery (Dirichlet means of the split)."""
+DEMO_HAZARD_FACTOR = 2.0
+"""The demo's baseline hazard is this many times BASELINE_HAZARD_PER_YEAR (few participants)."""
 KERNELS = ("B30f", "B70f")
 """Soft and sharp reconstruction kernels of the simulated exams."""
 
@@ -190,7 +192,7 @@ def demo_study_tables(
     lp = np.log(HR_LN_CAC) * np.log1p(cac)
     lp = lp + np.log(HR_AGE_10Y) * (age - 60) / 10 + np.log(HR_MALE) * male
     # the demo is small: a higher baseline hazard so that some events occur
-    time, event = event_times(lp + np.log(5.0), rng, 10.0, 0.02)
+    time, event = event_times(lp + np.log(DEMO_HAZARD_FACTOR), rng, 10.0, 0.02)
     clinical = pd.DataFrame(
         {
             "patient_id": first.index.to_numpy(),
@@ -216,9 +218,9 @@ Written by `cacflow study simulate` (cacflow.study.simulate.demo_study_tables); 
   is not real progression.)
 - `clinical.csv`: `patient_id, age, sex, time_years, event` for {n_participants} participants
   ({n_events} events). Event times are exponential with hazard
-  h(t) = 0.05 / year · exp(ln {HR_LN_CAC} · ln(CAC+1) + ln {HR_AGE_10Y} · (age − 60)/10
-  + ln {HR_MALE} · [male]), CAC = the T0 reference total Agatston score; censoring at
-  10 years and by 2 % / year drop-out.
+  h(t) = {BASELINE_HAZARD_PER_YEAR * DEMO_HAZARD_FACTOR:g} / year · exp(ln {HR_LN_CAC} · ln(CAC+1)
+  + ln {HR_AGE_10Y} · (age − 60)/10 + ln {HR_MALE} · [male]), CAC = the T0 reference total
+  Agatston score; censoring at 10 years and by 2 % / year drop-out.
 
 True hazard ratios: **{HR_LN_CAC} per unit ln(CAC+1)**, **{HR_AGE_10Y} per 10 years of age**,
 **{HR_MALE} for men vs women**. The demo has too few participants to estimate them
