@@ -67,7 +67,9 @@ def hr_html(outcomes: pd.DataFrame) -> str:
         ci = f"{_num(r.value)} [{_num(r.ci_low)}, {_num(r.ci_high)}]"
         rows.append([r.model, r.term, ci, _num(r.p_value, 4), _num(p_ph, 3), r.n, r.n_events])
     cols = ["model", "term", "HR [95% CI]", "p", "PH test p", "n", "events"]
-    return _table(cols, rows, "PH test: scaled Schoenfeld residuals vs rank of time.")
+    note = "PH test: scaled Schoenfeld residuals vs rank of time. A model that does not "
+    note += "converge (e.g. a CAC category without events) is left out."
+    return _table(cols, rows, note)
 
 
 def c_html(outcomes: pd.DataFrame) -> str:
