@@ -299,6 +299,9 @@ def _study_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data_dir", type=Path, help="results/<ds> with scans and scores tables")
     p.add_argument("--settings", type=_json_arg, required=True, help="dataset settings JSON")
     p.add_argument("--out", type=Path, help="simulate: output folder")
+    p.add_argument(
+        "--manifest", type=Path, help="series manifest (study_uid, study_days key the exams)"
+    )
     p.set_defaults(handler=_study)
 
 
@@ -307,7 +310,7 @@ def _study(a: argparse.Namespace) -> None:
     if a.action == "tables":
         from cacflow.study.run import run_study
 
-        run_study(data_dir, a.settings)
+        run_study(data_dir, a.settings, manifest=a.manifest)
         return
     from cacflow.study.run import write_simulated_study
 

@@ -33,6 +33,7 @@ rule study:
         unpack(study_tables_in),
         scans="results/{ds}/scans.parquet",
         scores="results/{ds}/scores.parquet",
+        manifest=manifest_if_dicom,
     output:
         exams=report(
             "results/{ds}/exams.parquet",
@@ -50,6 +51,9 @@ rule study:
         "benchmarks/{ds}/study.tsv"
     params:
         settings=settings_json,
+        manifest=lambda wildcards, input: (
+            f"--manifest {input.manifest}" if input.manifest else ""
+        ),
     threads: 1
     resources:
         mem_mb=8000,
@@ -57,4 +61,5 @@ rule study:
     conda:
         "../../envs/stats.yaml"
     shell:
-        "cacflow study tables results/{wildcards.ds} --settings {params.settings:q} > {log} 2>&1"
+        "cacflow study tables results/{wildcards.ds} --settings {params.settings:q} "
+        "{params.manifest} > {log} 2>&1"

@@ -199,7 +199,7 @@ def _series(scans: pd.DataFrame, src: pd.DataFrame) -> pd.DataFrame:
     """Every series of the scans table, plus series only known from the score table
     (statistics-only datasets: usable, geometry unknown)."""
     cols = [c for c in ("series_uid", "patient_id", "status", "kernel") if c in scans]
-    cols += [c for c in ("slice_thickness_mm", "n_slices", "study_uid") if c in scans]
+    cols += [c for c in ("slice_thickness_mm", "n_slices", "study_uid", "study_days") if c in scans]
     known = scans[cols].copy()
     extra = src.drop_duplicates("series_uid")[["series_uid", "patient_id"]]
     extra = extra[~extra["series_uid"].isin(known["series_uid"])].assign(status="ok")
@@ -261,8 +261,31 @@ def _optional(path: str | None) -> pd.DataFrame | None:
     return None if path is None else read_table(path)
 
 
-def run_study(data_dir: Path, settings: dict[str, Any], out_dir: Path | None = None) -> None:
-    """Read ``data_dir``'s scans/scores and the dataset's tables; write the study tables."""
+def with_study_keys(scans: pd.DataFrame, manifest: Path | None) -> pd.DataFrame:
+    """Scans rows with the manifest's ``study_uid`` and ``study_days`` (when it has them)."""
+    import pyarrow.parquet as pq
+
+    if manifest is None or not str(manifest).endswith((".parquet", ".pq")):
+        return scans
+    names = set(pq.read_schema(manifest).names)
+    if not {"study_uid", "study_days"} <= names:
+        return scans
+    keys = pd.read_parquet(manifest, columns=["series_uid", "study_uid", "study_days"])
+    return scans.drop(columns=["study_uid", "study_days"], errors="ignore").merge(
+        keys, on="series_uid", how="left"
+    )
+
+
+def run_study(
+    data_dir: Path,
+    settings: dict[str, Any],
+    out_dir: Path | None = None,
+    manifest: Path | None = None,
+) -> None:
+    """Read ``data_dir``'s scans/scores and the dataset's tables; write the study tables.
+
+    ``manifest``: the series manifest, whose StudyInstanceUID and days since the patient's
+    first study key the exams when the dataset has no exam table."""
     import json
 
     from cacflow.pipeline import table_meta
@@ -273,7 +296,7 @@ def run_study(data_dir: Path, settings: dict[str, Any], out_dir: Path | None = N
     cfg = StudyConfig.from_settings(settings)
     paths = study_inputs(settings)
     tables = build_study(
-        read_table(data_dir / "scans.parquet"),
+        with_study_keys(read_table(data_dir / "scans.parquet"), manifest),
         read_table(data_dir / "scores.parquet"),
         cfg,
         schemes_from_config(settings.get("schemes")),

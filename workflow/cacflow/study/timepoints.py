@@ -5,7 +5,8 @@ Where a series' exam comes from, first that applies:
 1. the dataset's exam table (``datasets.<name>.exams``: ``series_uid, exam_id`` and
    optionally ``patient_id``, ``timepoint``, ``days`` (days since the participant's first
    exam) or ``study_date`` (any date format pandas reads; turned into days, then dropped));
-2. a ``study_uid`` column of the scans table;
+2. the ``study_uid`` (StudyInstanceUID) and ``study_days`` columns of the series manifest
+   (``cacflow discover`` writes days since the patient's earliest StudyDate, never dates);
 3. one exam per participant (no exam information at all).
 
 Timepoints: a ``timepoint`` column of the exam table, else the timepoints table
@@ -67,8 +68,10 @@ def series_exams(
             df = df.drop(columns=["patient_id"], errors="ignore")
         df = df.merge(et, on="series_uid", how="inner")
         source = "exam_table"
-    elif "study_uid" in df.columns and df["study_uid"].notna().all():
+    elif "study_uid" in df.columns and df["study_uid"].notna().all() and len(df):
         df["exam_id"] = df["study_uid"].astype(str)
+        if "study_days" in df.columns:
+            df["days"] = pd.to_numeric(df["study_days"], errors="coerce").astype("Int64")
         source = "study_uid"
     else:
         df["exam_id"] = df["patient_id"].astype(str)
