@@ -61,26 +61,32 @@ class _Plan:
             size *= 2
 
     def c_index(self, w: np.ndarray) -> np.ndarray:
-        """Harrell's C for each row of weights ``w`` (B × n)."""
-        w = np.atleast_2d(np.asarray(w, dtype=float))
+        """Harrell's C for each row of integer weights ``w`` (B × n multiplicities)."""
+        # Integer multiplicities: int32 cumulative sums are exact (n < 2**31) and move half
+        # the memory of float64; products are summed in int64.
+        w = np.atleast_2d(np.asarray(w)).astype(np.int32)
         b = w.shape[0]
-        wd = w * self.event
+        wd = w * self.event.astype(np.int32)
 
         def excl_cumsum(perm: np.ndarray) -> np.ndarray:
-            c = np.zeros((b, self.n + 1))
+            c = np.empty((b, self.n + 1), dtype=np.int32)
+            c[:, 0] = 0
             np.cumsum(w[:, perm], axis=1, out=c[:, 1:])
             return c
 
+        def dot(a: np.ndarray, d: np.ndarray) -> np.ndarray:
+            # a <= max multiplicity, d <= n: the int32 product cannot overflow for n < 2**26
+            return (a * d).sum(axis=1, dtype=np.int64)
+
         c = excl_cumsum(self.den_perm)
-        den = (wd * (c[:, -1:] - c[:, self.den_idx])).sum(axis=1)
+        den = dot(wd, c[:, -1:] - c[:, self.den_idx])
         c = excl_cumsum(self.eq_perm)
-        eq = c[:, self.eq_hi] - c[:, self.eq_lo]
-        num = 0.5 * (wd * eq).sum(axis=1)
+        twice_num = dot(wd, c[:, self.eq_hi] - c[:, self.eq_lo])
         for perm, who, g, start in self.levels:
             c = excl_cumsum(perm)
-            num += (wd[:, who] * (c[:, g] - c[:, start])).sum(axis=1)
+            twice_num += 2 * dot(wd[:, who], c[:, g] - c[:, start])
         with np.errstate(invalid="ignore", divide="ignore"):
-            return num / den
+            return 0.5 * twice_num / den
 
 
 def harrell_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
