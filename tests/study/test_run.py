@@ -79,3 +79,18 @@ def test_bad_clinical_column_is_one_line(tmp_path: Path, capsys) -> None:
     rc = main(["study", "tables", str(ds["data"]), "--settings", json.dumps(settings)])
     assert rc == 2
     assert "follow_up" in capsys.readouterr().err
+
+
+def test_report_section_states_rule_counts_and_curves(tmp_path: Path) -> None:
+    from cacflow.study.report import add_study_section
+
+    ds = _dataset(tmp_path)
+    assert main(["study", "tables", str(ds["data"]), "--settings", json.dumps(ds["settings"])]) == 0
+    page = "<html><body><nav><div><a href='#cohort'>Cohort</a></div></nav><main>"
+    page += "<footer>f</footer></main></body></html>"
+    html = add_study_section(page, ds["data"])
+    assert html.index('id="study"') < html.index("<footer>")
+    assert 'href="#study"' in html
+    assert "soft kernel first" in html and "participants" in html
+    assert "Harrell" in html and "data:image/png;base64," in html
+    assert not any(d in html for d in ds["dates"])
