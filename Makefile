@@ -9,10 +9,11 @@ STAMP   := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): envs/requirements.txt pyproject.toml
+$(STAMP): envs/requirements.txt envs/requirements-nodeps.txt pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r envs/requirements.txt
+	$(BIN)/pip install -q --no-deps -r envs/requirements-nodeps.txt
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 

@@ -19,6 +19,7 @@ include: "workflow/rules/reference.smk"
 include: "workflow/rules/infer.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/stats.smk"
+include: "workflow/rules/study.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/train.smk"
 

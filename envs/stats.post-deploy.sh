@@ -4,3 +4,5 @@
 # pinned dependencies of the env file.
 set -euo pipefail
 pip install --no-deps -e "${CACFLOW_SRC:?CACFLOW_SRC is not set}"
+# lifelines declares pandas<3; it runs on the pinned pandas 3.1.1 (envs/requirements-nodeps.txt)
+pip install --no-deps -r "${CACFLOW_SRC}/envs/requirements-nodeps.txt"

@@ -377,6 +377,40 @@ def _stats(a: argparse.Namespace) -> None:
     run_stats(_existing_dir(a.data_dir), a.settings)
 
 
+# --- study -------------------------------------------------------------------------------
+def _study_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "study",
+        help="study tables: exams, progression, CAC-DRS, table 1, outcomes",
+        description="`cacflow study tables DATA_DIR --settings S` writes exams, progression, "
+        "cac_drs, table1, outcomes and km tables beside DATA_DIR's scans/scores; "
+        "`cacflow study simulate DATA_DIR --settings S --out DIR` writes a simulated exam "
+        "table and clinical table (the demo's study).",
+    )
+    p.add_argument("action", choices=("tables", "simulate"))
+    p.add_argument("data_dir", type=Path, help="results/<ds> with scans and scores tables")
+    p.add_argument("--settings", type=_json_arg, required=True, help="dataset settings JSON")
+    p.add_argument("--out", type=Path, help="simulate: output folder")
+    p.add_argument(
+        "--manifest", type=Path, help="series manifest (study_uid, study_days key the exams)"
+    )
+    p.set_defaults(handler=_study)
+
+
+def _study(a: argparse.Namespace) -> None:
+    data_dir = _existing_dir(a.data_dir)
+    if a.action == "tables":
+        from cacflow.study.run import run_study
+
+        run_study(data_dir, a.settings, manifest=a.manifest)
+        return
+    from cacflow.study.run import write_simulated_study
+
+    if a.out is None:
+        raise ValueError("study simulate: give --out DIR")
+    write_simulated_study(data_dir, a.settings, a.out)
+
+
 # --- report ------------------------------------------------------------------------------
 def _report_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="self-contained HTML report of a dataset")
@@ -459,6 +493,7 @@ PARSERS = (
     _score_parser,
     _gather_parser,
     _stats_parser,
+    _study_parser,
     _report_parser,
     _train_direct_parser,
 )

@@ -21,9 +21,17 @@ from cacflow.provenance import config_hash
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
-INPUT_PATH_KEYS = ("dicom_dir", "annotations", "reference_scores", "manifest")
+INPUT_PATH_KEYS = (
+    "dicom_dir",
+    "annotations",
+    "reference_scores",
+    "manifest",
+    "exams",
+    "timepoints",
+    "clinical",
+)
 DEFAULT_DIRECT_WEIGHTS = "resources/models/direct.pt"
-SECTIONS = ("methods", "qc", "scorable", "scoring", "schemes", "stats", "batch_size")
+SECTIONS = ("methods", "qc", "scorable", "scoring", "schemes", "stats", "study", "batch_size")
 
 
 class ConfigError(ValueError):

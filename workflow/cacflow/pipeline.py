@@ -381,5 +381,11 @@ def write_report(
         reference_points=table("reference_points"),
         feedback=feedback_examples(pairs, scores, reference),
     )
+    from cacflow.study.run import study_enabled
+
+    if study_enabled(settings):
+        from cacflow.study.report import add_study_section
+
+        html = add_study_section(html, data_dir)
     with atomic_path(out) as tmp:
         tmp.write_text(html, encoding="utf-8")

@@ -179,6 +179,25 @@ def feedback_dirs(wildcards):
     return [f"results/{ds}/work/resampled/{b}", f"results/{ds}/work/labels/direct/{b}"]
 
 
+# Study tables (study.smk)
+
+
+def study_tables_in(wildcards):
+    """The dataset's exam / timepoints / clinical tables (simulated ones for the demo)."""
+    from cacflow.study.run import study_inputs
+
+    return study_inputs(SETTINGS[wildcards.ds])
+
+
+def study_outputs(wildcards):
+    """Report input: the study tables of a dataset that has a study, else nothing."""
+    from cacflow.study.run import STUDY_TABLES, study_enabled
+
+    if not study_enabled(SETTINGS[wildcards.ds]):
+        return []
+    return [f"results/{wildcards.ds}/{name}.parquet" for name in STUDY_TABLES]
+
+
 # Training of the `direct` method (train.smk)
 
 DIRECT = {"train_dataset": "train", "epochs": 10, "seed": 0, "reg_iterations": 100}

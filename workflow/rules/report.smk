@@ -11,6 +11,7 @@ rule report:
         detection="results/{ds}/detection.parquet",
         subgroups="results/{ds}/subgroups.parquet",
         feedback=feedback_dirs,
+        study=study_outputs,
     output:
         report(
             "results/{ds}/report.html",

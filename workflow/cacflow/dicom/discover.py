@@ -66,6 +66,8 @@ MANIFEST_COLUMNS = (
     "pixel_offsets",
     "frames",
     "pixel_format",
+    "study_uid",
+    "study_days",
 )
 """Manifest columns: one row per series. ``pixel_spacing_mm`` is the row spacing (distance
 between rows, PixelSpacing[0]); ``pixel_spacing_col_mm`` the column spacing, different from
@@ -76,7 +78,10 @@ sorted; per file, in the same order: ``positions`` (ImagePositionPatient, flatte
 (byte offset of native pixel data, -1 when a decoder is needed), ``frames`` (0-based frame
 of a multi-frame file, -1 for a single-frame file; a multi-frame file is listed once per
 frame). ``pixel_format``: JSON of
-the series' :class:`~cacflow.dicom.read.PixelFormat` when all images share it, else None."""
+the series' :class:`~cacflow.dicom.read.PixelFormat` when all images share it, else None.
+``study_uid``: StudyInstanceUID of the first image (the exam key of the study tables);
+``study_days``: days from the patient's earliest StudyDate to this series' StudyDate (None
+when a date is missing or invalid). The dates themselves are never written."""
 
 
 def iter_files(root: str | os.PathLike) -> list[str]:
@@ -219,7 +224,30 @@ def _row(g: SeriesGroup) -> dict[str, object]:
         "pixel_offsets": [h.pixel_offset for h in g.headers],
         "frames": [h.frame for h in g.headers],
         "pixel_format": _format_json(g.headers),
+        "study_uid": h0.study_uid or None,
+        "study_days": None,
     }
+
+
+def _with_study_days(rows: list[dict[str, Any]], groups: list[SeriesGroup]) -> list[dict]:
+    """Fill ``study_days``: days since the patient's earliest valid StudyDate (YYYYMMDD)."""
+    import datetime as dt
+
+    def parse(text: str) -> dt.date | None:
+        try:
+            return dt.datetime.strptime(text.strip()[:8], "%Y%m%d").date()
+        except ValueError:
+            return None
+
+    dates = [parse(g.headers[0].study_date) for g in groups]
+    first: dict[str, dt.date] = {}
+    for row, d in zip(rows, dates, strict=True):
+        if d is not None:
+            pid = row["patient_id"]
+            first[pid] = min(first.get(pid, d), d)
+    for row, d in zip(rows, dates, strict=True):
+        row["study_days"] = None if d is None else (d - first[row["patient_id"]]).days
+    return rows
 
 
 def _format_json(headers: list[FileHeader]) -> str | None:
@@ -231,7 +259,7 @@ def _format_json(headers: list[FileHeader]) -> str | None:
 
 def manifest_frame(groups: list[SeriesGroup]) -> pd.DataFrame:
     """The manifest table of ``groups`` (columns :data:`MANIFEST_COLUMNS`, fixed dtypes)."""
-    return _frame([_row(g) for g in groups])
+    return _frame(_with_study_days([_row(g) for g in groups], groups))
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -240,7 +268,7 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     for col in ("slice_thickness_mm", "pixel_spacing_mm", "pixel_spacing_col_mm"):
         df[col] = df[col].astype("float64")
-    for col in ("rows", "columns", "n_files", "n_duplicates"):
+    for col in ("rows", "columns", "n_files", "n_duplicates", "study_days"):
         df[col] = df[col].astype("Int64")
     return df
 
@@ -268,7 +296,8 @@ def discover_rows(
         raise NotADirectoryError(f"DICOM folder not found: {root}")
     headers = read_headers(iter_files(root), workers)
     groups = group_headers([f for h in headers for f in expand_frames(h)], root=root)
-    return [_row(g) for g in groups], count_files(headers, groups)
+    rows = _with_study_days([_row(g) for g in groups], groups)
+    return rows, count_files(headers, groups)
 
 
 def assign_batches(manifest: pd.DataFrame, batch_size: int) -> pd.DataFrame:

@@ -80,6 +80,8 @@ T_THICKNESS = 0x00180050
 T_SERIES_UID = 0x0020000E
 T_STUDY_ID = 0x00200010
 T_SERIES_NUMBER = 0x00200011
+T_STUDY_UID = 0x0020000D
+T_STUDY_DATE = 0x00080020
 T_POSITION = 0x00200032
 T_ORIENTATION = 0x00200037
 T_FRAMES = 0x00280008
@@ -146,6 +148,8 @@ class FileHeader:
     sop_uid: str = ""
     series_uid: str = ""
     patient_id: str = ""
+    study_uid: str = ""
+    study_date: str = ""  # in memory only: discover writes days since the first study
     modality: str = ""
     sop_class: str = ""
     image_type: str = ""
@@ -373,6 +377,8 @@ def header_record(
         sop_uid=_text(ds, T_SOP_UID),
         series_uid=series_uid,
         patient_id=_text(ds, T_PATIENT_ID),
+        study_uid=_text(ds, T_STUDY_UID),
+        study_date=_text(ds, T_STUDY_DATE),
         modality=_text(ds, T_MODALITY).upper(),
         sop_class=sop_class,
         image_type="\\".join(s.upper() for s in _strings(ds, T_IMAGE_TYPE) if s),
