@@ -12,6 +12,25 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+def _real_ct() -> Path:
+    """The shared real CAC-free chest CTs (read-only; CC BY, see their README)."""
+    for root in (REPO.parent / "shared", REPO / "shared", Path("/work/shared")):
+        if (root / "data" / "real_ct").is_dir():
+            return root / "data" / "real_ct"
+    return REPO.parent / "shared" / "data" / "real_ct"
+
+
+REAL_CT = _real_ct()
+REAL_SERIES = {
+    "lidc_1mm_D": REAL_CT / "lidc-idri-0314",
+    "a0001_5mm_B": REAL_CT / "lung-pet-ct-dx-a0001" / "B_soft_5mm",
+    "a0001_5mm_L": REAL_CT / "lung-pet-ct-dx-a0001" / "L_lung_5mm",
+    "a0002_8mm_B40f": REAL_CT / "lung-pet-ct-dx-a0002" / "B40f_8mm",
+    "a0002_8mm_B70f": REAL_CT / "lung-pet-ct-dx-a0002" / "B70f_8mm",
+}
+"""The five shared real series by a short name (README of real_ct: facts and heart z)."""
+
+
 def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the repository's workflow with ``workdir`` as working directory."""
     cmd = [

@@ -20,17 +20,24 @@ the noise away):
 3. **Mediastinum.** In every image row, the voxels strictly between the lung on one side
    of the body's midline and the lung on the other side.
 4. **Spine.** Bone (above :data:`BONE_MIN_HU`) near the body's midline and posterior of
-   the body's centroid; per slice, everything posterior of its front edge is cut from the
-   mediastinum (the descending aorta and oesophagus lie beside the spine).
+   the body's centroid; per slice, everything posterior of a line :data:`SPINE_MARGIN_MM`
+   in front of its front edge is cut from the mediastinum (the descending aorta and the
+   oesophagus lie beside and just in front of the vertebral bodies).
 5. **Heart.** Soft tissue (:data:`SOFT_TISSUE_HU`) of the mediastinum is eroded by
    :data:`HEART_EROSION_MM` (this cuts the thin links to the great vessels and the chest
    wall), and of the 3D components at least :data:`CANDIDATE_FRACTION` of the largest one's
-   size, the one nearest the lungs' centroid is the heart. It is dilated back by the same
-   distance within the mediastinal soft tissue and its holes are filled.
+   size, the one nearest the lungs' centroid is the heart. It is grown back by the same
+   distance within the mediastinal soft tissue, into voxels nearer to it than to any other
+   component (the aorta and great vessels keep theirs), and its holes are filled. When no
+   heart is found so, or the mediastinum holds more iodine-bright blood (up to
+   :data:`ENHANCED_BLOOD_MAX_HU`) than that heart, the search is repeated on blood and soft
+   tissue together (contrast-enhanced scans).
 
-Known limit: in non-contrast CT the diaphragm does not separate the heart's inferior wall
-from the liver dome, so the mask may include the top of the liver. Calcium there is rare;
-the coronary zone of ``hu-threshold`` is cut at the top (great vessels) only.
+Known limits: in non-contrast CT the diaphragm does not separate the heart's inferior wall
+from the liver dome, so the mask may include the top of the liver (Lung-PET-CT-Dx A0001)
+or, where the liver's core claims it, lose the heart's inferior 20 mm (LIDC-IDRI-0314).
+Calcium in the liver is rare; the coronary zone of ``hu-threshold`` is cut at the top
+(great vessels) only.
 """
 
 from __future__ import annotations
@@ -62,9 +69,17 @@ SPINE_MARGIN_MM = 20.0
 the oesophagus lie beside and just in front of the vertebral bodies."""
 SOFT_TISSUE_HU = (-40.0, 110.0)
 """Coarse-grid HU range taken as soft tissue (blood, myocardium); fat lies below it."""
+ENHANCED_BLOOD_MAX_HU = 600.0
+"""Upper coarse-grid HU of iodinated blood, searched when the soft-tissue heart is missing
+or smaller than the enhanced region (contrast-enhanced scans)."""
 HEART_EROSION_MM = 8.0
 CANDIDATE_FRACTION = 0.2
 HEART_TOP_AREA_FRACTION = 0.3
+ATRIAL_BACK_DEG = (70.0, 160.0)
+"""Azimuth range (deg; LPS: 0 = patient's left, +90 = posterior, 180 = right) of the atria's
+back round the heart centre: posterior and posterior-right."""
+ATRIAL_FRACTION = 0.5
+"""The atria fill the upper part of the heart's z range (this fraction, below its top)."""
 CORE_DEPTH_MM = 10.0
 """Depth (mm) inside the heart mask of the core where blood pool and noise are measured."""
 NOISE_WINDOW_MM = 7.0
@@ -108,6 +123,26 @@ class Heart:
         area = self.mask.sum(axis=(1, 2))
         big = area >= HEART_TOP_AREA_FRACTION * area.max()
         return float(self.slice_z(geometry)[big].max())
+
+    def centre(self, geometry: Geometry) -> np.ndarray:
+        """The heart's centroid (LPS mm): the mean position of its coarse voxels' centres."""
+        f = self.factors
+        zyx = (np.argwhere(self.mask) * f + (f - 1) / 2.0).mean(axis=0)
+        return geometry.index_to_world(zyx[::-1])
+
+    def on_atrial_back(self, position: np.ndarray, centre: np.ndarray, geometry: Geometry) -> bool:
+        """True when ``position`` (LPS mm) lies on the back of the atria: in the azimuth
+        range :data:`ATRIAL_BACK_DEG` round ``centre`` (the heart's centroid) and in the
+        upper :data:`ATRIAL_FRACTION` of the heart's z range. The left atrium's posterior
+        wall borders the oesophagus and carries no epicardial coronary artery (the LCX
+        runs in the left atrioventricular groove)."""
+        top = self.top_z(geometry)
+        zs = self.slice_z(geometry)[np.flatnonzero(self.mask.any(axis=(1, 2)))]
+        if position[2] < top - ATRIAL_FRACTION * (top - float(zs.min())):
+            return False
+        d = np.asarray(position) - np.asarray(centre)
+        azimuth = float(np.degrees(np.arctan2(d[1], d[0])))
+        return ATRIAL_BACK_DEG[0] <= azimuth <= ATRIAL_BACK_DEG[1]
 
     def region_full(self, shape: tuple[int, ...]) -> np.ndarray:
         """The search region (mediastinum in front of the spine) on the full grid."""
@@ -167,7 +202,20 @@ def heart_mask(
         return None
     region = mediastinum(body, lungs) & ~behind_spine(coarse, body, coarse_mm)
     soft = (coarse > SOFT_TISSUE_HU[0]) & (coarse < SOFT_TISSUE_HU[1])
-    cand = soft & region
+    heart = _heart_from(soft & region, lungs, coarse_mm)
+    enhanced = (coarse >= SOFT_TISSUE_HU[1]) & (coarse < ENHANCED_BLOOD_MAX_HU) & region
+    if heart is None or enhanced.sum() > heart.sum():
+        # iodinated blood lies above the soft-tissue range: search blood and myocardium
+        # together so that the contrast check (cacflow.scorable) sees the real blood pool
+        tissue = (coarse > SOFT_TISSUE_HU[0]) & (coarse < ENHANCED_BLOOD_MAX_HU) & region
+        heart = _heart_from(tissue, lungs, coarse_mm) if heart is None else heart
+        wide = _heart_from(tissue, lungs, coarse_mm)
+        heart = wide if wide is not None and wide.sum() > heart.sum() else heart
+    return None if heart is None else (heart, region)
+
+
+def _heart_from(cand: np.ndarray, lungs: np.ndarray, coarse_mm: np.ndarray) -> np.ndarray | None:
+    """Step 5 on the candidate tissue ``cand``: the chosen core grown back; None if none."""
     core = erode(cand, HEART_EROSION_MM, coarse_mm)
     labels = cc3d.connected_components(core, connectivity=26)
     if labels.max() == 0:
@@ -185,7 +233,7 @@ def heart_mask(
     )
     owner = labels[tuple(nearest)]
     heart = (owner == best) & (dist_mm <= HEART_EROSION_MM) & cand
-    return fill_holes(heart), region  # calcium inside the heart leaves no hole
+    return fill_holes(heart)  # calcium inside the heart leaves no hole
 
 
 def field_of_view(hu: np.ndarray, factors: np.ndarray) -> np.ndarray:

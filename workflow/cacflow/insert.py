@@ -16,7 +16,8 @@ merges with bone, vessel walls or other calcium) and at least :data:`TOP_MARGIN_
 the heart's upper border (:meth:`cacflow.heart.Heart.top_z`). The artery follows the
 sector round the heart centre in the axial plane (patient's right: RCA; anterior: LAD;
 left / posterior: LCX) and RCA / LCX keep to the upper :data:`AV_GROOVE_FRACTION` of the
-heart (the atrioventricular groove). This approximates coronary anatomy and is stated in
+heart (the atrioventricular groove), and none lies on the back of the atria
+(:meth:`cacflow.heart.Heart.on_atrial_back`). This approximates coronary anatomy and is stated in
 the README: lesions lie where coronary calcium lies round a real heart, not along traced
 vessels.
 
@@ -158,17 +159,18 @@ def candidate_positions(vol: Volume, heart: Any) -> dict[str, np.ndarray]:
     band &= ~bright & heart.region_full(hu.shape)[sub]
     idx = np.argwhere(band) * step
     world = g.index_to_world(idx[:, ::-1].astype(float))
-    centre = g.index_to_world(np.argwhere(full).mean(axis=0)[::-1])
+    centre = heart.centre(g)
     zs = g.index_to_world(np.argwhere(full)[:, ::-1].astype(float))[:, 2]
     top, bottom = heart.top_z(g), float(zs.min())
     z_ok = world[:, 2] <= top - TOP_MARGIN_MM
     groove = world[:, 2] >= top - AV_GROOVE_FRACTION * (top - bottom)
     az = np.degrees(np.arctan2(world[:, 1] - centre[1], world[:, 0] - centre[0]))
+    back = np.array([heart.on_atrial_back(w, centre, g) for w in world], dtype=bool)
     out = {}
     for art in ARTERIES:
         lo, hi = SECTORS_DEG[art]
         sel = (np.abs(az) > lo) if art == "RCA" else (az >= lo) & (az < hi)
-        sel &= z_ok & (groove if art != "LAD" else True)
+        sel &= z_ok & (groove if art != "LAD" else True) & ~back
         out[art] = idx[sel]
     return out
 
@@ -238,10 +240,11 @@ def derived_uid(*parts: str) -> str:
 
 
 def write_series(series: Series, hu: np.ndarray, out_dir: Path, seed: int) -> str:
-    """Write the painted copy as DICOM into ``out_dir``; returns its SeriesInstanceUID."""
+    """Write the painted copy as DICOM into ``out_dir``; returns its SeriesInstanceUID
+    (derived from the original one, the copy's name and the seed: unique per copy)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     base = str(series.datasets[0].get("SeriesInstanceUID", "") or "")
-    series_uid = derived_uid(base, "insert", str(seed))
+    series_uid = derived_uid(base, "insert", out_dir.name, str(seed))
     for k, ds in enumerate(series.datasets):
         new = ds.copy()
         slope = float(ds.get("RescaleSlope", 1) or 1)

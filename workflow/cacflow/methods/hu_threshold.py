@@ -22,10 +22,9 @@ follows from where it lies round the heart. Steps (array axis order (z, y, x), H
    (bronchial and tracheal cartilage, vessel walls at the lung border, kernel overshoot).
 4. **Valves.** A component whose centroid lies deeper than :data:`VALVE_DEPTH_MM` inside
    the heart is valve calcium (aortic valve), not coronary.
-   Calcium on the back of the atria (:data:`ATRIAL_BACK_DEG`, upper
-   :data:`ATRIAL_FRACTION` of the heart) is not coronary: the left atrium's posterior
-   wall borders the oesophagus, subcarinal lymph nodes and pulmonary veins, and no
-   coronary artery runs on it (the LCX runs in the left atrioventricular groove).
+   Calcium on the back of the atria (:meth:`cacflow.heart.Heart.on_atrial_back`) is not
+   coronary: the left atrium's posterior wall borders the oesophagus, subcarinal lymph
+   nodes and pulmonary veins, and no coronary artery runs on it.
 5. **Artery.** The azimuth of the component's centroid round the heart centroid in the
    axial plane (LPS: 0 deg = patient's left, -90 deg = anterior, +-180 deg = right,
    +90 deg = posterior): RCA beyond :data:`RCA_SECTOR_DEG` on the right side, LAD from
@@ -59,11 +58,6 @@ AIR_MAX_HU = -400.0
 """HU below which a voxel is air or lung parenchyma."""
 MIN_INSIDE_FRACTION = 0.5
 MAX_LESION_VOLUME_MM3 = 1500.0
-ATRIAL_BACK_DEG = (70.0, 160.0)
-"""Azimuth range (deg) of the atria's back (posterior and posterior-right of the heart
-centre): the left atrium borders the oesophagus there and carries no epicardial coronary."""
-ATRIAL_FRACTION = 0.5
-"""The atria fill the upper part of the heart's z range (this fraction, below its top)."""
 RCA_SECTOR_DEG = 110.0
 """Components with |azimuth| > this (deg) lie on the heart's right side: RCA."""
 LAD_LCX_BOUNDARY_DEG = -45.0
@@ -89,19 +83,16 @@ def predict_mask(vol: Volume, threshold_hu: float = CALCIUM_THRESHOLD_HU) -> np.
     keep &= ~touches_air(hu, labels, keep, vol.geometry.spacing)
     if not keep.any():
         return out
-    centre = _world_centroid(vol, np.argwhere(heart.mask) * factors + (factors - 1) / 2.0)
+    centre = heart.centre(vol.geometry)
     centroids = cc3d.statistics(labels)["centroids"]  # (n + 1, 3), array axis order (z, y, x)
     depth = depth_map(heart.mask, heart.coarse_mm)
-    top = heart.top_z(vol.geometry)
-    zs = heart.slice_z(vol.geometry)[np.flatnonzero(heart.mask.any(axis=(1, 2)))]
-    atria_below = top - ATRIAL_FRACTION * (top - float(zs.min()))
     lut = np.zeros(n + 1, dtype=np.uint8)
     for comp in np.flatnonzero(keep):
         at = np.minimum((centroids[comp] // factors).astype(int), np.array(heart.mask.shape) - 1)
         if depth[tuple(at)] > VALVE_DEPTH_MM:
             continue  # deep inside the heart: a valve, not a coronary artery
         position = _world_centroid(vol, centroids[comp])
-        if position[2] >= atria_below and on_atrial_back(position, centre):
+        if heart.on_atrial_back(position, centre, vol.geometry):
             continue  # behind the atria: oesophagus, lymph nodes, pulmonary veins
         lut[comp] = artery_label(position, centre)
     return lut[labels]
@@ -159,14 +150,6 @@ def _world_centroid(vol: Volume, zyx: np.ndarray) -> np.ndarray:
     """Mean LPS position (mm) of voxel indices given as (n, 3) in (z, y, x) order."""
     mean = np.asarray(zyx, dtype=float).reshape(-1, 3).mean(axis=0)
     return vol.geometry.index_to_world(mean[::-1])
-
-
-def on_atrial_back(position: np.ndarray, heart_centre: np.ndarray) -> bool:
-    """Step 4b: True when ``position`` (LPS mm) lies in the posterior sector
-    :data:`ATRIAL_BACK_DEG` round ``heart_centre``."""
-    d = np.asarray(position) - np.asarray(heart_centre)
-    azimuth = float(np.degrees(np.arctan2(d[1], d[0])))
-    return ATRIAL_BACK_DEG[0] <= azimuth <= ATRIAL_BACK_DEG[1]
 
 
 def artery_label(position: np.ndarray, heart_centre: np.ndarray) -> int:

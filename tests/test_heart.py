@@ -1,0 +1,81 @@
+"""The shared heart localiser on real chest CTs and on cardiac-FOV crops of them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cacflow.heart import blood_pool_hu, convex_hull_2d, find_heart, noise_hu
+from cacflow.insert import crop_fov
+from cacflow.volume import Geometry, Volume
+
+HEART_Z_MM = {"lidc_1mm_D": (-605.0, -520.0), "a0001_5mm_B": (-354.0, -294.0)}
+"""Heart z range (mm, LPS) read by a person slice by slice (shared real_ct README)."""
+NOISE_HU = {"lidc_1mm_D": 23.0, "a0001_5mm_B": 6.0, "a0001_5mm_L": 38.0}
+"""SD of homogeneous blood measured by hand on the native slices (real_ct README)."""
+
+
+def _z_range(vol: Volume, mask: np.ndarray) -> tuple[float, float]:
+    ks = np.flatnonzero(mask.any(axis=(1, 2)))
+    z = [float(vol.geometry.index_to_world(np.array([0.0, 0.0, k]))[2]) for k in ks]
+    return min(z), max(z)
+
+
+@pytest.mark.parametrize("name", sorted(HEART_Z_MM))
+def test_heart_is_found_where_a_reader_saw_it(real_series, name: str) -> None:
+    vol = real_series(name).volume
+    heart = find_heart(vol)
+    assert heart is not None
+    lo, hi = _z_range(vol, heart.full_mask(vol.array.shape))
+    true_lo, true_hi = HEART_Z_MM[name]
+    overlap = min(hi, true_hi) - max(lo, true_lo)
+    # most of the reader's range; on LIDC-IDRI-0314 the inferior ~20 mm (the heart lying
+    # on the liver dome) go to the liver's territory: a known limit (heart.py docstring)
+    assert overlap >= 0.7 * (true_hi - true_lo)
+    assert heart.top_z(vol.geometry) <= true_hi + 40.0  # the great vessels are cut off
+    assert not heart.touches_fov_edge()
+    assert 30.0 <= blood_pool_hu(vol, heart) <= 55.0  # non-contrast blood
+
+
+@pytest.mark.parametrize("name", sorted(HEART_Z_MM))
+def test_heart_is_found_in_a_cardiac_field_of_view(real_series, name: str) -> None:
+    series = real_series(name)
+    chest = find_heart(series.volume)
+    crop = crop_fov(series, chest, 200.0).volume
+    assert (crop.array == -1024).any()  # the reconstruction circle cuts body and lungs
+    heart = find_heart(crop)
+    assert heart is not None
+    lo, hi = _z_range(crop, heart.full_mask(crop.array.shape))
+    true_lo, true_hi = HEART_Z_MM[name]
+    assert min(hi, true_hi) - max(lo, true_lo) >= 0.7 * (true_hi - true_lo)
+    assert not heart.touches_fov_edge()
+
+
+@pytest.mark.parametrize("name", sorted(NOISE_HU))
+def test_noise_matches_the_hand_measurement(real_series, name: str) -> None:
+    vol = real_series(name).volume
+    heart = find_heart(vol)
+    # the core holds a few tissue edges, which add ~1-2 HU at the lowest noise levels
+    assert abs(noise_hu(vol, heart) - NOISE_HU[name]) <= max(0.3 * NOISE_HU[name], 3.0)
+
+
+def test_a_heart_cut_by_the_field_of_view_is_told(real_series) -> None:
+    series = real_series("a0001_5mm_B")
+    crop = crop_fov(series, find_heart(series.volume), 90.0).volume
+    heart = find_heart(crop)
+    assert heart is None or heart.touches_fov_edge()
+
+
+def test_no_lungs_no_heart() -> None:
+    water = Volume(np.zeros((20, 64, 64), np.float32), Geometry((0, 0, 0), (3.0, 3.0, 3.0)))
+    assert find_heart(water) is None
+
+
+def test_convex_hull_fills_a_crescent() -> None:
+    yy, xx = np.mgrid[:41, :41]
+    disc = (yy - 20) ** 2 + (xx - 20) ** 2 <= 400
+    crescent = disc & ~((yy - 20) ** 2 + (xx - 30) ** 2 <= 200)
+    hull = convex_hull_2d(crescent)
+    assert (hull >= crescent).all()
+    assert hull[20, 30] and not crescent[20, 30]  # the bite is filled
+    assert not hull[0, 0]
