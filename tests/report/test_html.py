@@ -247,3 +247,27 @@ def test_tables_read_back_from_parquet(tmp_path, report_inputs: dict[str, Any]) 
         detection=empty_agreement(),
     )
     assert "No method could be compared" in empty
+
+
+def test_report_says_what_data_and_training_domain_it_shows(
+    report_inputs: dict[str, Any],
+) -> None:
+    from cacflow.pipeline import provenance_rows
+
+    settings = {"inserted": {"backgrounds": ["x"], "seeds": [1]}, "methods": ["hu-threshold"]}
+    rows = provenance_rows(settings)
+    assert rows[0][0] == "data" and "inserted by `cacflow insert`" in rows[0][1]
+    page = render_report(**report_inputs, provenance_rows=rows)
+    assert "What you are looking at" in page
+    assert "no training" in page  # hu-threshold's training domain is stated
+    synth = provenance_rows({"synthetic": {"domain": "v2"}, "methods": []})
+    assert "domain v2" in synth[0][1] and "not patients" in synth[0][1]
+
+
+def test_not_scorable_series_are_counted_apart(report_inputs: dict[str, Any]) -> None:
+    scans = report_inputs["scans"].copy()
+    first = scans.index[scans["status"] == "ok"][0]
+    scans.loc[first, ["status", "reason"]] = ["not_scorable", "noise"]
+    page = render_report(**(report_inputs | {"scans": scans}))
+    assert "1 not scorable" in page
+    assert "image noise above scorable.max_noise_hu" in page

@@ -338,6 +338,32 @@ def run_stats(data_dir: Path, settings: dict[str, Any]) -> None:
             df.to_csv(tmp, index=False)
 
 
+def provenance_rows(settings: dict[str, Any]) -> list[list[str]]:
+    """Rows of the report's "What you are looking at" table: the data, then per method what
+    it was trained on."""
+    from cacflow.methods import TRAINING_DOMAIN
+
+    rows = [["data", data_source(settings)]]
+    for m in settings.get("methods", []):
+        rows.append([f"method {m}", TRAINING_DOMAIN.get(m, "not stated")])
+    return rows
+
+
+def data_source(settings: dict[str, Any]) -> str:
+    """One line on where a dataset's images come from, for the report."""
+    if "synthetic" in settings:
+        domain = settings["synthetic"].get("domain", "v1")
+        return f"synthetic CT written by `cacflow synth` (domain {domain}): phantoms, not patients"
+    if "inserted" in settings:
+        return (
+            "real CT series with synthetic calcium inserted by `cacflow insert` at coronary "
+            "positions on each scan's own heart (truth known by construction)"
+        )
+    if settings.get("has_dicom"):
+        return "real DICOM series from the configured folder"
+    return "score tables only (no images)"
+
+
 def write_report(
     data_dir: Path,
     settings: dict[str, Any],
@@ -380,6 +406,7 @@ def write_report(
         subgroups=table("subgroups"),
         reference_points=table("reference_points"),
         feedback=feedback_examples(pairs, scores, reference),
+        provenance_rows=provenance_rows(settings),
     )
     from cacflow.study.run import study_enabled
 

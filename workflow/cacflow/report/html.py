@@ -56,13 +56,19 @@ REASON_TEXT: dict[str, str] = {
     Reason.NOT_AXIAL: "not an axial acquisition",
     Reason.UNSUPPORTED_SYNTAX: "compressed in a format that cannot be decoded, or "
     "multi-frame without per-frame geometry",
+    Reason.THICK_SLICES: "not scorable: native slices thicker than scorable.max_slice_thickness_mm",
+    Reason.HEART_NOT_FOUND: "not scorable: no heart found (no lungs or mediastinum)",
+    Reason.HEART_NOT_IN_FOV: "not scorable: the heart reaches the edge of the field of view",
+    Reason.CONTRAST: "not scorable: contrast-enhanced blood pool",
+    Reason.NOISE: "not scorable: image noise above scorable.max_noise_hu (sharp / lung kernel)",
 }
-"""Plain-language description of each exclusion reason code."""
+"""Plain-language description of each exclusion and not-scorable reason code."""
 
 USABLE_NOTES: dict[str, str] = {
     "no SeriesInstanceUID": "without SeriesInstanceUID (grouped by folder)",
     "axial primary reformat": "axial primary reformats",
     "gantry tilt": "gantry tilt corrected",
+    "native ": "scored on native slices thicker than the analysis thickness",
 }
 """``reason_detail`` prefixes of usable series the cohort flow counts, and their wording."""
 
@@ -379,12 +385,16 @@ def cohort_flow(
         n_series = n_found if n_found is not None else len(scans)
         steps.append((fmt_count(n_series), COUNT_LABELS["series_found"], asides["series_found"]))
         n_excl = int((~is_ok).sum())
+        n_unscorable = int((status == Status.NOT_SCORABLE).sum())
+        left_out = f"{n_excl - n_unscorable:,} excluded" if n_excl > n_unscorable else ""
+        if n_unscorable:
+            left_out = "; ".join(x for x in (left_out, f"{n_unscorable:,} not scorable") if x)
         steps.append(
             (
                 fmt_count(int(is_ok.sum())),
                 "Series usable for scoring",
                 "; ".join(
-                    [f"{n_excl:,} excluded (table below)" if n_excl else "none excluded"]
+                    [f"{left_out} (table below)" if n_excl else "none excluded"]
                     + usable_notes(scans[is_ok])
                 ),
             )
@@ -762,6 +772,7 @@ def render_report(
     config_hash: str | None = None,
     date: str | None = None,
     feedback: Sequence[Mapping[str, Any]] | None = None,
+    provenance_rows: Sequence[Sequence[str]] | None = None,
 ) -> str:
     """The report of one dataset as one self-contained HTML page (returned as text).
 
@@ -773,7 +784,8 @@ def render_report(
     hash of ``conventions``; ``date`` (ISO, header only) to today. ``scans`` may be empty
     (statistics-only dataset). ``reference``: the name of the reference in ``scores``.
     ``feedback``: decision-feedback figures of the ``direct`` method
-    (:func:`cacflow.report.feedback.feedback_examples`).
+    (:func:`cacflow.report.feedback.feedback_examples`). ``provenance_rows``: (item, text)
+    pairs saying what data the report shows and what each method was trained on.
     """
     from cacflow import __version__
 
@@ -793,6 +805,9 @@ def render_report(
         "detection": detection_tables(detection),
         "lesions": lesion_summary(lesions),
         "reference_points": reference_point_summary(reference_points),
+        "provenance": Table(["", "What it is"], [list(r) for r in provenance_rows or []])
+        if provenance_rows
+        else None,
     }
     detection_meta = detection.attrs if detection is not None else {}
     toc = [("cohort", "Cohort"), ("scores", "Scores"), ("agreement", "Agreement")]
