@@ -59,6 +59,31 @@ def test_noise_matches_the_hand_measurement(real_series, name: str) -> None:
     assert abs(noise_hu(vol, heart) - NOISE_HU[name]) <= max(0.3 * NOISE_HU[name], 3.0)
 
 
+def _z_slab(vol: Volume, lo: float, hi: float) -> Volume:
+    """The slices of ``vol`` whose world z (mm) lies in [lo, hi]."""
+    g = vol.geometry
+    ks = np.arange(vol.array.shape[0], dtype=float)
+    z = np.array([g.index_to_world(np.array([0.0, 0.0, k]))[2] for k in ks])
+    keep = (z >= lo) & (z <= hi)
+    origin = g.index_to_world(np.array([0.0, 0.0, ks[keep][0]]))
+    return Volume(vol.array[keep], Geometry(tuple(origin), g.spacing, g.direction, 1.0))
+
+
+def test_a_cardiac_scan_range_keeps_the_heart_in_view(real_series) -> None:
+    """A gated calcium scan starts just above the heart's base: the great vessels' roots
+    run out of its top slice, yet the heart is wholly in view; a scan that starts halfway
+    down the heart is told."""
+    series = real_series("lidc_1mm_D")
+    heart = find_heart(series.volume)
+    crop = crop_fov(series, heart, 200.0).volume
+    top = heart.top_z(crop.geometry)
+    cardiac = find_heart(_z_slab(crop, -640.0, top + 12.0))
+    assert cardiac is not None and not cardiac.touches_fov_edge()
+    lo, hi = HEART_Z_MM["lidc_1mm_D"]
+    halved = find_heart(_z_slab(crop, -640.0, (lo + hi) / 2.0))
+    assert halved is None or halved.touches_fov_edge()
+
+
 def test_a_heart_cut_by_the_field_of_view_is_told(real_series) -> None:
     series = real_series("a0001_5mm_B")
     crop = crop_fov(series, find_heart(series.volume), 90.0).volume

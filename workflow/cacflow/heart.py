@@ -156,13 +156,15 @@ class Heart:
 
     def touches_fov_edge(self) -> bool:
         """True when the heart reaches the edge of the field of view: the image border, the
-        reconstruction circle or the top slice (the heart's base with the coronary ostia).
-        The bottom slice is not checked: the mask may run on into the liver dome there."""
+        reconstruction circle, or the top slice with its upper border (the largest slices;
+        the roots of the great vessels above may run out of a cardiac scan's range). The
+        bottom is not checked: the mask may run on into the liver dome there."""
         m = self.mask
-        top = 0 if self.top_is_first else -1
-        if m[top].any() or m[:, 0].any() or m[:, -1].any():
+        if m[:, 0].any() or m[:, -1].any() or m[:, :, 0].any() or m[:, :, -1].any():
             return True
-        if m[:, :, 0].any() or m[:, :, -1].any():
+        area = m.sum(axis=(1, 2))
+        top = 0 if self.top_is_first else -1
+        if area[top] >= HEART_TOP_AREA_FRACTION * area.max():
             return True
         outside = ndimage.binary_dilation(~self.fov, iterations=1)
         return bool((m & outside).any())
