@@ -75,6 +75,8 @@ or smaller than the enhanced region (contrast-enhanced scans)."""
 HEART_EROSION_MM = 8.0
 CANDIDATE_FRACTION = 0.2
 HEART_TOP_AREA_FRACTION = 0.3
+EDGE_SURFACE_FRACTION = 0.05
+"""Share of the heart's surface on the FOV edge from which the heart counts as cut."""
 ATRIAL_BACK_DEG = (70.0, 160.0)
 """Azimuth range (deg; LPS: 0 = patient's left, +90 = posterior, 180 = right) of the atria's
 back round the heart centre: posterior and posterior-right."""
@@ -155,19 +157,22 @@ class Heart:
         return core if core.any() else self.mask
 
     def touches_fov_edge(self) -> bool:
-        """True when the heart reaches the edge of the field of view: the image border, the
-        reconstruction circle, or the top slice with its upper border (the largest slices;
-        the roots of the great vessels above may run out of a cardiac scan's range). The
-        bottom is not checked: the mask may run on into the liver dome there."""
+        """True when the field of view cuts the heart: at least :data:`EDGE_SURFACE_FRACTION`
+        of the heart's surface lies on the image border or the reconstruction circle (a
+        tight cardiac FOV may graze it), or the top slice holds the heart's upper border
+        (its largest slices; the roots of the great vessels above may run out of a cardiac
+        scan's range). The bottom is not checked: the mask may run on into the liver dome
+        there."""
         m = self.mask
-        if m[:, 0].any() or m[:, -1].any() or m[:, :, 0].any() or m[:, :, -1].any():
-            return True
         area = m.sum(axis=(1, 2))
         top = 0 if self.top_is_first else -1
         if area[top] >= HEART_TOP_AREA_FRACTION * area.max():
             return True
-        outside = ndimage.binary_dilation(~self.fov, iterations=1)
-        return bool((m & outside).any())
+        surface = m & ~ndimage.binary_erosion(m)
+        edge = np.zeros_like(m)
+        edge[:, 0], edge[:, -1], edge[:, :, 0], edge[:, :, -1] = True, True, True, True
+        edge |= ndimage.binary_dilation(~self.fov, iterations=1)
+        return bool((surface & edge).sum() >= EDGE_SURFACE_FRACTION * max(surface.sum(), 1))
 
 
 def coarse_grid(vol: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -19,10 +19,11 @@ the first that fails gives the ``reason`` (a :class:`~cacflow.conventions.Reason
    non-contrast blood is 30-55 HU, iodinated blood 150-400 HU): contrast medium above the
    130 HU threshold would be counted as calcium.
 5. ``noise``: image noise (SD in a 7 mm in-plane window, median over the heart's core) above
-   ``max_noise_hu`` (default 25 HU). The 130 HU threshold lies (130 - 40) / SD standard
-   deviations above non-contrast blood: at 25 HU that is 3.6 SD; sharp and lung kernels
-   (SD 35-45 HU at 3-5 mm, measured on the shared real series) put thousands of noise voxels
-   above it, so they are not scored rather than given a confident number.
+   ``max_noise_hu`` (default 30 HU). The 130 HU threshold lies (130 - 40) / SD standard
+   deviations above non-contrast blood: at 30 HU that is 3 SD, about the noise of a low-dose
+   gated calcium scan (15-25 HU at 3 mm), which the threshold was made for; sharp and lung
+   kernels (SD 37-45 HU at 3-5 mm, measured on the shared real series) put thousands of
+   noise voxels above it, so they are not scored rather than given a confident number.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class ScorableConfig:
     max_slice_thickness_mm: float = 5.0
     require_heart_in_fov: bool = True
     max_blood_pool_hu: float = 100.0
-    max_noise_hu: float = 25.0
+    max_noise_hu: float = 30.0
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any] | None) -> ScorableConfig:
