@@ -10,9 +10,10 @@ profile, partial volume). Voxels take ``bg + f * (density - bg)`` where ``f`` is
 lesion fraction, so small or faint lesions lose peak HU exactly as real ones do.
 
 Positions (LPS mm, array axis order (z, y, x)): voxels of the epicardial band (between
-:data:`BAND_MM` from the heart found by :func:`cacflow.heart.find_heart`) that are fat or
-soft tissue, at least :data:`CLEARANCE_MM` from any existing voxel >= 130 HU (no lesion
-merges with bone, vessel walls or other calcium) and at least :data:`TOP_MARGIN_MM` below
+:data:`BAND_MM` from the heart found by :func:`cacflow.heart.find_heart`) that are fat
+(:data:`BAND_HU`; the coronary arteries run in epicardial fat), at least
+:data:`CLEARANCE_MM` from any existing voxel >= 130 HU (no lesion merges with bone, vessel
+walls or other calcium) and at least :data:`TOP_MARGIN_MM` below
 the heart's upper border (:meth:`cacflow.heart.Heart.top_z`). The artery follows the
 sector round the heart centre in the axial plane (patient's right: RCA; anterior: LAD;
 left / posterior: LCX) and RCA / LCX keep to the upper :data:`AV_GROOVE_FRACTION` of the
@@ -49,8 +50,9 @@ CLEARANCE_MM = 5.0
 TOP_MARGIN_MM = 5.0
 AV_GROOVE_FRACTION = 0.6
 """RCA and LCX lesions lie in the upper part of the heart's z range (this fraction)."""
-BAND_HU = (-200.0, 80.0)
-"""Background HU accepted at a lesion centre (epicardial fat to myocardium)."""
+BAND_HU = (-190.0, -30.0)
+"""Background HU accepted at a lesion centre: fat (the coronary arteries run in epicardial
+fat)."""
 SEMI_AXIS_MM = (0.7, 3.0)
 DENSITY_HU = (200.0, 1100.0)
 SUBSAMPLES = 4

@@ -20,6 +20,10 @@ follows from where it lies round the heart. Steps (array axis order (z, y, x), H
    A component of which :data:`AIR_CONTACT_FRACTION` of the voxels lie within
    :data:`AIR_CONTACT_MM` of air or lung is not coronary either
    (bronchial and tracheal cartilage, vessel walls at the lung border, kernel overshoot).
+   And it must be wrapped in fat: at least :data:`MIN_FAT_FRACTION` of what lies within
+   :data:`FAT_SHELL_MM` of it is fat (:data:`FAT_HU`) — the coronary arteries run in
+   epicardial fat; mitral-annulus calcium, chamber walls, the oesophagus and partial volume
+   of the diaphragm are wrapped in soft tissue.
 4. **Valves.** A component whose centroid lies deeper than :data:`VALVE_DEPTH_MM` inside
    the heart is valve calcium (aortic valve), not coronary.
    Calcium on the back of the atria (:meth:`cacflow.heart.Heart.on_atrial_back`) is not
@@ -56,6 +60,12 @@ AIR_CONTACT_FRACTION = 0.5
 """A calcium component with at least this share of its voxels touching air is not coronary."""
 AIR_MAX_HU = -400.0
 """HU below which a voxel is air or lung parenchyma."""
+FAT_HU = (-190.0, -30.0)
+"""HU range of fat (epicardial and pericardial)."""
+FAT_SHELL_MM = 3.0
+MIN_FAT_FRACTION = 0.15
+"""Least share of fat round a component (within FAT_SHELL_MM, calcium left out) for it to
+count as coronary: the coronary arteries run in epicardial fat."""
 MIN_INSIDE_FRACTION = 0.5
 MAX_LESION_VOLUME_MM3 = 1500.0
 RCA_SECTOR_DEG = 110.0
@@ -81,6 +91,7 @@ def predict_mask(vol: Volume, threshold_hu: float = CALCIUM_THRESHOLD_HU) -> np.
         return out
     keep = coronary_components(labels, zone_full, n, vol.geometry.voxel_volume_mm3)
     keep &= ~touches_air(hu, labels, keep, vol.geometry.spacing)
+    keep &= in_fat(hu, labels, keep, vol.geometry.spacing, threshold_hu)
     if not keep.any():
         return out
     centre = heart.centre(vol.geometry)
@@ -143,6 +154,38 @@ def touches_air(
         air_near = ndimage.binary_dilation(hu[grown] < AIR_MAX_HU, structure=ball)
         own = labels[grown] == comp
         out[comp] = bool(air_near[own].mean() >= AIR_CONTACT_FRACTION)
+    return out
+
+
+def in_fat(
+    hu: np.ndarray,
+    labels: np.ndarray,
+    candidates: np.ndarray,
+    spacing_xyz: tuple[float, ...],
+    threshold_hu: float = CALCIUM_THRESHOLD_HU,
+) -> np.ndarray:
+    """Step 3c: True per component id whose surroundings are epicardial fat: at least
+    :data:`MIN_FAT_FRACTION` of the non-calcium voxels within :data:`FAT_SHELL_MM` of it lie
+    in :data:`FAT_HU`. The coronary arteries run in the epicardial fat of the grooves; calcium
+    wrapped in myocardium, blood or mediastinal soft tissue (mitral annulus, chamber walls,
+    oesophagus, partial volume of the diaphragm) is not coronary."""
+    out = np.zeros(len(candidates), dtype=bool)
+    spacing = np.array([spacing_xyz[2], spacing_xyz[1], spacing_xyz[0]], dtype=float)
+    pad = np.ceil(FAT_SHELL_MM / spacing).astype(int) + 1
+    boxes = ndimage.find_objects(labels)
+    for comp in np.flatnonzero(candidates):
+        box = boxes[comp - 1]
+        if box is None:
+            continue
+        grown = tuple(
+            slice(max(b.start - p, 0), min(b.stop + p, n))
+            for b, p, n in zip(box, pad, labels.shape, strict=True)
+        )
+        part = hu[grown]
+        dist = ndimage.distance_transform_edt(labels[grown] != comp, sampling=spacing)
+        shell = (dist > 0) & (dist <= FAT_SHELL_MM) & (part < threshold_hu)
+        fat = (part > FAT_HU[0]) & (part < FAT_HU[1])
+        out[comp] = bool(shell.any() and fat[shell].mean() >= MIN_FAT_FRACTION)
     return out
 
 
