@@ -88,7 +88,7 @@ def test_group_components_give_a_few_hundred_jobs_at_50k() -> None:
         -(-n_batches // comps["series"])
         + per_method * -(-n_batches // comps["infer-{method}"])
         + -(-(n_batches * (1 + per_method)) // comps["scoring"])
-        + 2  # tables, and the dataset group (stats, report)
+        + 3  # tables, the dataset group (stats) and the report
     )
     ungrouped = n_batches * (3 + per_method + 1 + per_method) + 3
     assert 100 <= n_jobs <= 500 < ungrouped
