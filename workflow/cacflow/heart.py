@@ -23,7 +23,8 @@ the noise away):
    the body's centroid; per slice, everything posterior of a line :data:`SPINE_MARGIN_MM`
    in front of its front edge is cut from the mediastinum (the descending aorta and the
    oesophagus lie beside and just in front of the vertebral bodies).
-5. **Heart.** Soft tissue (:data:`SOFT_TISSUE_HU`) of the mediastinum is eroded by
+5. **Heart.** Soft tissue (:data:`SOFT_TISSUE_HU`, plus small bright components: calcium,
+   :func:`small_bright`) of the mediastinum is eroded by
    :data:`HEART_EROSION_MM` (this cuts the thin links to the great vessels and the chest
    wall), and of the 3D components at least :data:`CANDIDATE_FRACTION` of the largest one's
    size, the one nearest the lungs' centroid is the heart. It is grown back by the same
@@ -69,6 +70,9 @@ SPINE_MARGIN_MM = 20.0
 the oesophagus lie beside and just in front of the vertebral bodies."""
 SOFT_TISSUE_HU = (-40.0, 110.0)
 """Coarse-grid HU range taken as soft tissue (blood, myocardium); fat lies below it."""
+SMALL_BRIGHT_ML = 3.0
+"""Bright (calcified) components of the mediastinum smaller than this (ml) count as heart
+tissue when the heart is searched."""
 ENHANCED_BLOOD_MAX_HU = 600.0
 """Upper coarse-grid HU of iodinated blood, searched when the soft-tissue heart is missing
 or smaller than the enhanced region (contrast-enhanced scans)."""
@@ -209,6 +213,7 @@ def heart_mask(
         return None
     region = mediastinum(body, lungs) & ~behind_spine(coarse, body, coarse_mm)
     soft = (coarse > SOFT_TISSUE_HU[0]) & (coarse < SOFT_TISSUE_HU[1])
+    soft |= small_bright(coarse, region, coarse_mm)  # calcium must not dent the heart
     heart = _heart_from(soft & region, lungs, coarse_mm)
     enhanced = (coarse >= SOFT_TISSUE_HU[1]) & (coarse < ENHANCED_BLOOD_MAX_HU) & region
     if heart is None or enhanced.sum() > heart.sum():
@@ -219,6 +224,21 @@ def heart_mask(
         wide = _heart_from(tissue, lungs, coarse_mm)
         heart = wide if wide is not None and wide.sum() > heart.sum() else heart
     return None if heart is None else (heart, region)
+
+
+def small_bright(coarse: np.ndarray, region: np.ndarray, coarse_mm: np.ndarray) -> np.ndarray:
+    """Coarse blocks above the soft-tissue range in ``region`` whose 3D components are
+    smaller than :data:`SMALL_BRIGHT_ML`: calcified plaques, valve and annulus calcium. Taken
+    as soft tissue, so that a heavily calcified heart is found whole (large bright
+    components, contrast-filled chambers or bone, are left to the checks that need them)."""
+    bright = (coarse >= SOFT_TISSUE_HU[1]) & region
+    labels = cc3d.connected_components(bright, connectivity=26)
+    if labels.max() == 0:
+        return bright
+    ml = np.bincount(labels.ravel()) * float(np.prod(coarse_mm)) / 1000.0
+    small = ml < SMALL_BRIGHT_ML
+    small[0] = False
+    return small[labels]
 
 
 def _heart_from(cand: np.ndarray, lungs: np.ndarray, coarse_mm: np.ndarray) -> np.ndarray | None:
@@ -308,8 +328,9 @@ def mediastinum(body: np.ndarray, lungs: np.ndarray) -> np.ndarray:
 def behind_spine(coarse: np.ndarray, body: np.ndarray, coarse_mm: np.ndarray) -> np.ndarray:
     """Coarse voxels posterior of the spine's front edge, per slice (step 4).
 
-    Spine = bone within :data:`SPINE_HALF_WIDTH_MM` of the body's midline column and
-    posterior of the body's centroid (the ribs, joined to the spine at this resolution,
+    Spine = the largest 3D component of the bone within :data:`SPINE_HALF_WIDTH_MM` of the
+    body's midline column and posterior of the body's centroid (calcium of the aorta or the
+    heart's back is no spine) (the ribs, joined to the spine at this resolution,
     and the sternum are left out that way). Slices without such bone (a cardiac FOV may
     not hold the spine) are not cut.
     """
@@ -319,7 +340,7 @@ def behind_spine(coarse: np.ndarray, body: np.ndarray, coarse_mm: np.ndarray) ->
     band = np.abs(cols - mid) * coarse_mm[2] <= SPINE_HALF_WIDTH_MM
     rows = np.arange(coarse.shape[1])
     body_y = float(np.nonzero(body)[1].mean())
-    spine = bone & band[None, None, :] & (rows > body_y)[None, :, None]
+    spine = _largest_component(bone & band[None, None, :] & (rows > body_y)[None, :, None])
     has = spine.any(axis=(1, 2))
     front = np.argmax(spine.any(axis=2), axis=1)  # first (most anterior) spine row per slice
     margin = int(np.ceil(SPINE_MARGIN_MM / coarse_mm[1]))

@@ -13,14 +13,14 @@ Positions (LPS mm, array axis order (z, y, x)): voxels of the epicardial band (b
 :data:`BAND_MM` from the heart found by :func:`cacflow.heart.find_heart`) that are fat
 (:data:`BAND_HU`; the coronary arteries run in epicardial fat), at least
 :data:`CLEARANCE_MM` from any existing voxel >= 130 HU (no lesion merges with bone, vessel
-walls or other calcium) and at least :data:`TOP_MARGIN_MM` below
-the heart's upper border (:meth:`cacflow.heart.Heart.top_z`). The artery follows the
-sector round the heart centre in the axial plane (patient's right: RCA; anterior: LAD;
-left / posterior: LCX) and RCA / LCX keep to the upper :data:`AV_GROOVE_FRACTION` of the
-heart (the atrioventricular groove), and none lies on the back of the atria
-(:meth:`cacflow.heart.Heart.on_atrial_back`). This approximates coronary anatomy and is stated in
-the README: lesions lie where coronary calcium lies round a real heart, not along traced
-vessels.
+walls or other calcium), at least :data:`AIR_CLEARANCE_MM` from air or lung, and at least
+:data:`TOP_MARGIN_MM` below the heart's upper border (:meth:`cacflow.heart.Heart.top_z`).
+The artery follows the sector round the heart centre in the axial plane (patient's right:
+RCA; anterior: LAD; left / posterior: LCX) and RCA / LCX keep to the upper
+:data:`AV_GROOVE_FRACTION` of the heart (the atrioventricular groove), and none lies on the
+back of the atria (:meth:`cacflow.heart.Heart.on_atrial_back`). This approximates coronary
+anatomy and is stated in the README: lesions lie where coronary calcium lies round a real
+heart, not along traced vessels.
 
 Outputs (``out_dir``): ``dicom/<name>/`` (the copy, new Series/SOP Instance UIDs derived
 from the original ones and the seed), ``annotations.csv`` (one point per lesion at its
@@ -47,6 +47,10 @@ BAND_MM = (1.5, 6.0)
 """Distance range (mm) outside the heart mask where lesions are placed (epicardial fat)."""
 CLEARANCE_MM = 5.0
 """Smallest distance (mm) of a lesion centre from any voxel >= 130 HU of the background."""
+AIR_CLEARANCE_MM = 5.0
+"""Smallest distance (mm) of a lesion centre from air or lung (< :data:`AIR_HU`): the
+coronary arteries lie in epicardial fat, not against the pleura."""
+AIR_HU = -400.0
 TOP_MARGIN_MM = 5.0
 AV_GROOVE_FRACTION = 0.6
 """RCA and LCX lesions lie in the upper part of the heart's z range (this fraction)."""
@@ -158,7 +162,8 @@ def candidate_positions(vol: Volume, heart: Any) -> dict[str, np.ndarray]:
     band = (outside >= BAND_MM[0]) & (outside <= BAND_MM[1])
     band &= (hu[sub] > BAND_HU[0]) & (hu[sub] < BAND_HU[1])
     bright = dilate(hu[sub] >= CALCIUM_THRESHOLD_HU, CLEARANCE_MM, spacing * step)
-    band &= ~bright & heart.region_full(hu.shape)[sub]
+    air = dilate(hu[sub] < AIR_HU, AIR_CLEARANCE_MM, spacing * step)
+    band &= ~bright & ~air & heart.region_full(hu.shape)[sub]
     idx = np.argwhere(band) * step
     world = g.index_to_world(idx[:, ::-1].astype(float))
     centre = heart.centre(g)
@@ -200,9 +205,9 @@ def draw_lesions(
     return lesions
 
 
-def paint(vol: Volume, lesion: Lesion, psf_sigma_mm: float) -> np.ndarray:
-    """Paint one lesion into ``vol.array`` in place; returns the (z, y, x) index of its
-    highest written voxel."""
+def paint(vol: Volume, lesion: Lesion, psf_sigma_mm: float) -> tuple[tuple[slice, ...], np.ndarray]:
+    """Paint one lesion into ``vol.array`` in place; returns its box (z, y, x slices) and
+    the voxels of the box it touched."""
     g = vol.geometry
     hu = vol.array
     sx, sy, inc = g.spacing
@@ -231,14 +236,38 @@ def paint(vol: Volume, lesion: Lesion, psf_sigma_mm: float) -> np.ndarray:
     box = (slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0]))
     bg = hu[box]
     hu[box] = bg + frac * (lesion.density_hu - bg)
-    peak = np.unravel_index(int(np.argmax(np.where(frac > 0, hu[box], -np.inf))), frac.shape)
-    return np.array(peak) + np.array([lo[2], lo[1], lo[0]])
+    return box, frac > 0
+
+
+def peak_index(hu: np.ndarray, box: tuple[slice, ...], support: np.ndarray) -> np.ndarray:
+    """(z, y, x) index of the highest voxel of a painted lesion (``box``, ``support``)."""
+    peak = np.unravel_index(int(np.argmax(np.where(support, hu[box], -np.inf))), support.shape)
+    return np.array(peak) + np.array([b.start for b in box])
 
 
 def derived_uid(*parts: str) -> str:
     """A deterministic UID (2.25 + integer from SHA-256) for derived objects."""
     h = hashlib.sha256("/".join(parts).encode()).digest()[:16]
     return f"2.25.{int.from_bytes(h, 'big')}"
+
+
+def stored_values(ds: Any, hu: np.ndarray) -> np.ndarray:
+    """The stored pixel values (the dataset's dtype) that encode ``hu`` (rounded, clipped)."""
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    icpt = float(ds.get("RescaleIntercept", 0) or 0)
+    dtype = np.dtype(np.int16 if int(ds.get("PixelRepresentation", 0)) else np.uint16)
+    info = np.iinfo(dtype)
+    return np.clip(np.rint((hu - icpt) / slope), info.min, info.max).astype(dtype)
+
+
+def as_written(series: Series, hu: np.ndarray) -> np.ndarray:
+    """``hu`` (z, y, x) as it reads back after writing: the truth is computed on this."""
+    out = np.empty(hu.shape, dtype=np.float32)
+    for k, ds in enumerate(series.datasets):
+        slope = float(ds.get("RescaleSlope", 1) or 1)
+        icpt = float(ds.get("RescaleIntercept", 0) or 0)
+        out[k] = stored_values(ds, hu[k]).astype(np.float32) * slope + icpt
+    return out
 
 
 def write_series(series: Series, hu: np.ndarray, out_dir: Path, seed: int) -> str:
@@ -249,12 +278,7 @@ def write_series(series: Series, hu: np.ndarray, out_dir: Path, seed: int) -> st
     series_uid = derived_uid(base, "insert", out_dir.name, str(seed))
     for k, ds in enumerate(series.datasets):
         new = ds.copy()
-        slope = float(ds.get("RescaleSlope", 1) or 1)
-        icpt = float(ds.get("RescaleIntercept", 0) or 0)
-        dtype = np.dtype(np.int16 if int(ds.get("PixelRepresentation", 0)) else np.uint16)
-        info = np.iinfo(dtype)
-        raw = np.clip(np.rint((hu[k] - icpt) / slope), info.min, info.max).astype(dtype)
-        new.PixelData = raw.tobytes()
+        new.PixelData = stored_values(ds, hu[k]).tobytes()
         new.SeriesInstanceUID = series_uid
         new.SOPInstanceUID = derived_uid(series_uid, str(k))
         if hasattr(new, "file_meta"):
@@ -323,7 +347,9 @@ def insert_series(
     psf = estimate_psf_sigma_mm(vol, core)
     lesions = draw_lesions(candidate_positions(vol, heart), vol.geometry, rng, n_lesions)
     painted = Volume(np.array(vol.array, copy=True), vol.geometry, dict(vol.meta))
-    peaks = [paint(painted, les, psf) for les in lesions]
+    spots = [paint(painted, les, psf) for les in lesions]
+    painted.array[...] = as_written(series, painted.array)
+    peaks = [peak_index(painted.array, box, support) for box, support in spots]
     uid = write_series(series, painted.array, Path(out_dir) / "dicom" / name, seed)
     patient = f"inserted-{name}"
     ann = []
