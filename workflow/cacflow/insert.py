@@ -41,6 +41,8 @@ import numpy as np
 from scipy import ndimage
 
 from cacflow.conventions import CALCIUM_THRESHOLD_HU, PADDING_HU, ScoringConventions
+from cacflow.synth.cohort import ANNOTATION_COLUMNS
+from cacflow.synth.cohort import TRUTH_COLUMNS as SCORE_TRUTH_COLUMNS
 from cacflow.volume import Geometry, Volume
 
 BAND_MM = (1.5, 6.0)
@@ -380,20 +382,8 @@ def truth_rows(
     return scores.to_dict("records")
 
 
-ANNOTATION_COLUMNS = ("series_uid", "x", "y", "z", "label", "patient_id")
-TRUTH_COLUMNS = (
-    "series_uid",
-    "patient_id",
-    "artery",
-    "agatston",
-    "volume_mm3",
-    "mass_mg",
-    "n_lesions",
-    "background",
-    "fov_mm",
-    "seed",
-    "psf_sigma_mm",
-)
+TRUTH_COLUMNS = (*SCORE_TRUTH_COLUMNS[:7], "background", "fov_mm", "seed", "psf_sigma_mm")
+"""Columns of ``truth.csv``: the synthetic cohort's score columns, then the copy's facts."""
 
 
 def insert_cohort(

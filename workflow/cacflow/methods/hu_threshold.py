@@ -129,6 +129,23 @@ def coronary_components(
     return keep & (sizes > 0)
 
 
+def _grown_boxes(labels: np.ndarray, candidates: np.ndarray, pad: np.ndarray):
+    """(component id, its bounding box grown by ``pad`` voxels per axis) for every
+    candidate component present in ``labels``."""
+    boxes = ndimage.find_objects(labels)
+    for comp in np.flatnonzero(candidates):
+        box = boxes[comp - 1] if comp - 1 < len(boxes) else None
+        if box is None:
+            continue
+        yield (
+            comp,
+            tuple(
+                slice(max(b.start - p, 0), min(b.stop + p, n))
+                for b, p, n in zip(box, pad, labels.shape, strict=True)
+            ),
+        )
+
+
 def touches_air(
     hu: np.ndarray, labels: np.ndarray, candidates: np.ndarray, spacing_xyz: tuple[float, ...]
 ) -> np.ndarray:
@@ -142,15 +159,7 @@ def touches_air(
     pad = np.ceil(AIR_CONTACT_MM / np.array([sz, sy, sx])).astype(int)
     r = np.mgrid[-pad[0] : pad[0] + 1, -pad[1] : pad[1] + 1, -pad[2] : pad[2] + 1]
     ball = (r[0] * sz) ** 2 + (r[1] * sy) ** 2 + (r[2] * sx) ** 2 <= AIR_CONTACT_MM**2
-    boxes = ndimage.find_objects(labels)
-    for comp in np.flatnonzero(candidates):
-        box = boxes[comp - 1]
-        if box is None:
-            continue
-        grown = tuple(
-            slice(max(b.start - p, 0), min(b.stop + p, n))
-            for b, p, n in zip(box, pad, labels.shape, strict=True)
-        )
+    for comp, grown in _grown_boxes(labels, candidates, pad):
         air_near = ndimage.binary_dilation(hu[grown] < AIR_MAX_HU, structure=ball)
         own = labels[grown] == comp
         out[comp] = bool(air_near[own].mean() >= AIR_CONTACT_FRACTION)
@@ -172,15 +181,7 @@ def in_fat(
     out = np.zeros(len(candidates), dtype=bool)
     spacing = np.array([spacing_xyz[2], spacing_xyz[1], spacing_xyz[0]], dtype=float)
     pad = np.ceil(FAT_SHELL_MM / spacing).astype(int) + 1
-    boxes = ndimage.find_objects(labels)
-    for comp in np.flatnonzero(candidates):
-        box = boxes[comp - 1]
-        if box is None:
-            continue
-        grown = tuple(
-            slice(max(b.start - p, 0), min(b.stop + p, n))
-            for b, p, n in zip(box, pad, labels.shape, strict=True)
-        )
+    for comp, grown in _grown_boxes(labels, candidates, pad):
         part = hu[grown]
         dist = ndimage.distance_transform_edt(labels[grown] != comp, sampling=spacing)
         shell = (dist > 0) & (dist <= FAT_SHELL_MM) & (part < threshold_hu)
