@@ -405,7 +405,7 @@ def _report(a: argparse.Namespace) -> None:
 def _train_direct_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train-direct",
-        help="train the direct method (atlas registration + slice scoring networks)",
+        help="train the direct method (slice scoring network; registration fallback)",
     )
     p.add_argument(
         "--images", type=Path, nargs="+", required=True, help="folders of analysis volumes"
