@@ -439,7 +439,7 @@ def _report(a: argparse.Namespace) -> None:
 def _train_direct_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train-direct",
-        help="train the direct method (atlas registration + slice scoring networks)",
+        help="train the direct method (slice scoring network; registration fallback)",
     )
     p.add_argument(
         "--images", type=Path, nargs="+", required=True, help="folders of analysis volumes"
@@ -450,9 +450,20 @@ def _train_direct_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", type=Path, required=True, help="weights file; .sha256 and .json go beside it"
     )
-    p.add_argument("--epochs", type=int, default=10, help="scoring-network epochs")
+    p.add_argument(
+        "--epochs", type=int, default=10, help="largest number of scoring-network epochs"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reg-iterations", type=int, help="registration iterations per atlas")
+    p.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.2,
+        help="share of the scans (per dataset) held out for early stopping; 0: none",
+    )
+    p.add_argument(
+        "--patience", type=int, default=3, help="epochs without a better validation error"
+    )
     p.add_argument("--scoring", type=_json_arg, default={}, help="config section `scoring`")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, help="CPU threads (default 2)")
@@ -472,6 +483,8 @@ def _train_direct(a: argparse.Namespace) -> None:
         threads=a.threads,
         reg_iterations=a.reg_iterations,
         scoring=a.scoring,
+        validation_fraction=a.validation_fraction,
+        patience=a.patience,
     )
 
 

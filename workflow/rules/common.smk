@@ -200,13 +200,27 @@ def study_outputs(wildcards):
 
 # Training of the `direct` method (train.smk)
 
-DIRECT = {"train_dataset": "train", "epochs": 10, "seed": 0, "reg_iterations": 100}
+DIRECT = {
+    "train_dataset": "train",
+    "train_datasets": [],
+    "epochs": 10,
+    "seed": 0,
+    "reg_iterations": 100,
+    "validation_fraction": 0.2,
+    "patience": 3,
+}
 DIRECT |= config.get("direct") or {}
-
-
-TRAIN_SET = types.SimpleNamespace(ds=DIRECT["train_dataset"])
+TRAIN_DATASETS = list(DIRECT["train_datasets"]) or [DIRECT["train_dataset"]]
 
 
 def training_inputs(pattern):
-    """Input function: ``pattern`` over the batches of the training dataset."""
-    return lambda wildcards: per_batch(pattern)(TRAIN_SET)
+    """Input function: ``pattern`` over the batches of every training dataset."""
+
+    def inputs(wildcards):
+        return [
+            path
+            for ds in TRAIN_DATASETS
+            for path in per_batch(pattern)(types.SimpleNamespace(ds=ds))
+        ]
+
+    return inputs

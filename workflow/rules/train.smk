@@ -1,9 +1,12 @@
 # Training of the learned methods, on demand only (never part of `rule all`):
 #   .venv/bin/snakemake --cores 2 train_direct
-# The training dataset (config `direct.train_dataset`) goes through the usual stages
-# (synth or DICOM -> convert -> resample -> reference); its analysis volumes and reference
-# label masks train the model. The weights land in results/models/, never in resources/:
-# shipping a model is a copy by hand (resources/models/MODEL_CARD.md).
+# The training datasets (config `direct.train_datasets`, else `direct.train_dataset`) go
+# through the usual stages (synth, insert or DICOM -> convert -> resample -> reference);
+# their analysis volumes and reference label masks train the model (a share of the scans
+# is held out for early stopping). On a SLURM cluster add
+# `--workflow-profile workflow/profiles/slurm` (the rule asks for one GPU; `--device auto`
+# uses it). The weights land in results/models/, never in resources/: shipping a model is
+# a copy by hand (resources/models/MODEL_CARD.md).
 rule train_direct:
     input:
         images=training_inputs("results/{ds}/work/resampled/{batch}"),
@@ -20,6 +23,8 @@ rule train_direct:
         epochs=DIRECT["epochs"],
         seed=DIRECT["seed"],
         reg_iterations=DIRECT["reg_iterations"],
+        validation=DIRECT["validation_fraction"],
+        patience=DIRECT["patience"],
         scoring=json.dumps(config.get("scoring") or {}, sort_keys=True),
     threads: 2
     resources:
@@ -32,4 +37,5 @@ rule train_direct:
         "cacflow train-direct --images {input.images} --labels {input.labels} "
         "--out {output.model} --epochs {params.epochs} --seed {params.seed} "
         "--reg-iterations {params.reg_iterations} --scoring {params.scoring:q} "
+        "--validation-fraction {params.validation} --patience {params.patience} "
         "--device auto --threads {threads} > {log} 2>&1"

@@ -1,10 +1,12 @@
 """Inference of the direct method: per-slice pseudo-Agatston predictions and their scores.
 
-For every analysis volume (``<series_uid>.nii``, HU, (z, y, x)): register it to the atlas
-(one pass of the registration network on the coarse grid), select the slices and window
-holding the heart box (:mod:`.register`), run the scoring network on all selected slices
-in batches, and convert the predicted scores from pixels x weight to mm^2 x weight with
-the volume's pixel area. Slices outside the selection are predicted 0. A slice whose
+For every analysis volume (``<series_uid>.nii``, HU, (z, y, x)): find its heart box with
+the classical heart localiser (:mod:`.localise`; when no heart is found, register it to
+the atlas instead: one pass of the registration network on the coarse grid, and take the
+atlas heart box), select the slices and window holding the box (:mod:`.register`), run
+the scoring network on all selected slices in batches, and convert the predicted scores
+from pixels x weight to mm^2 x weight with the volume's pixel area. Slices outside the
+selection are predicted 0. A slice whose
 predicted score is below :data:`MIN_SLICE_SCORE_PX` (half of the smallest possible
 non-zero score, one voxel of weight 1) is set to 0.
 
@@ -14,8 +16,9 @@ Outputs of :func:`infer_dir` in ``out_dir``:
   ``slice`` (z index of the analysis volume), ``artery`` (LAD, LCX, RCA),
   ``pseudo_agatston`` (mm^2 x weight; the slice's Agatston contribution before the
   increment factor);
-- ``registration.parquet``: one row per series: the six transform parameters, the first
-  and last selected slice and the window (pixel indices);
+- ``registration.parquet``: one row per series: ``localiser`` (``heart`` or
+  ``registration``), the six transform parameters, the first and last selected slice
+  and the window (pixel indices);
 - ``<series_uid>_heatmap.nii`` for the first ``heatmaps`` series (by name): decision
   feedback, the scoring network's density (all arteries) upsampled to the image grid
   (cubic), non-negative, scaled so that each slice's voxels sum to its predicted score in
@@ -40,6 +43,7 @@ from cacflow.calcium import increment_factor
 from cacflow.conventions import ARTERIES, TOTAL, ScoringConventions
 from cacflow.methods.direct.atlas import HeartBox, Transform, raw_to_params, registration_grid
 from cacflow.methods.direct.atlas import transforms_from_params as _transforms
+from cacflow.methods.direct.localise import heart_frame
 from cacflow.methods.direct.model import POOLING, build_networks, load_checkpoint
 from cacflow.methods.direct.register import CropPlan, window_of
 from cacflow.methods.direct.runtime import configure, resolve_device
@@ -103,6 +107,7 @@ class VolumePrediction:
     plan: CropPlan
     scores_px: np.ndarray
     density: np.ndarray | None
+    localiser: str = "heart"
 
 
 def register_volumes(model: DirectModel, vols: list[Volume]) -> list[Transform]:
@@ -122,12 +127,24 @@ def predict_volume(
     batch_slices: int = DEFAULT_BATCH_SLICES,
     keep_density: bool = False,
     transform: Transform | None = None,
+    box: HeartBox | None = None,
 ) -> VolumePrediction:
-    """Register ``vol`` (unless ``transform`` is given) and predict every slice's scores."""
+    """Predict every slice's scores of ``vol`` in its heart box.
+
+    The box comes from ``transform`` and ``box`` when given, else from the heart localiser
+    (:func:`.localise.heart_frame`), else (no heart found) from atlas registration and the
+    model's atlas heart box.
+    """
+    localiser = "given"
     if transform is None:
-        transform = register_volumes(model, [vol])[0]
+        frame = heart_frame(vol)
+        if frame is not None:
+            transform, box, localiser = frame.transform, frame.box, "heart"
+        else:
+            transform, localiser = register_volumes(model, [vol])[0], "registration"
+    box = model.box if box is None else box
     spacing = tuple(float(s) for s in vol.geometry.spacing)
-    plan, x = window_of(vol.array, spacing, transform, model.box, model.threshold_hu)
+    plan, x = window_of(vol.array, spacing, transform, box, model.threshold_hu)
     sums, dens = [], []
     with torch.inference_mode():
         for start in range(0, len(x), batch_slices):
@@ -143,7 +160,7 @@ def predict_volume(
         selected[selected < MIN_SLICE_SCORE_PX] = 0.0
         scores[plan.slices] = selected
     density = np.concatenate(dens) if keep_density and dens else None
-    return VolumePrediction(transform, plan, scores, density)
+    return VolumePrediction(transform, plan, scores, density, localiser)
 
 
 def prediction_rows(series_uid: str, pred: VolumePrediction, geometry: Geometry) -> pd.DataFrame:
@@ -184,6 +201,7 @@ def _registration_row(uid: str, pred: VolumePrediction) -> dict[str, object]:
     sl = pred.plan.slices
     return {
         "series_uid": uid,
+        "localiser": pred.localiser,
         **pred.transform.as_dict(),
         "first_slice": int(sl[0]) if len(sl) else -1,
         "last_slice": int(sl[-1]) if len(sl) else -1,
@@ -247,6 +265,7 @@ def infer_dir(
 
 _REG_COLUMNS = [
     "series_uid",
+    "localiser",
     "tx",
     "ty",
     "tz",
