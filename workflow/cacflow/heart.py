@@ -136,19 +136,20 @@ class Heart:
         zyx = (np.argwhere(self.mask) * f + (f - 1) / 2.0).mean(axis=0)
         return geometry.index_to_world(zyx[::-1])
 
-    def on_atrial_back(self, position: np.ndarray, centre: np.ndarray, geometry: Geometry) -> bool:
-        """True when ``position`` (LPS mm) lies on the back of the atria: in the azimuth
-        range :data:`ATRIAL_BACK_DEG` round ``centre`` (the heart's centroid) and in the
-        upper :data:`ATRIAL_FRACTION` of the heart's z range. The left atrium's posterior
-        wall borders the oesophagus and carries no epicardial coronary artery (the LCX
-        runs in the left atrioventricular groove)."""
+    def on_atrial_back(
+        self, position: np.ndarray, centre: np.ndarray, geometry: Geometry
+    ) -> np.ndarray:
+        """True where ``position`` (LPS mm; one point (3,) or many (n, 3)) lies on the back
+        of the atria: in the azimuth range :data:`ATRIAL_BACK_DEG` round ``centre`` (the
+        heart's centroid) and in the upper :data:`ATRIAL_FRACTION` of the heart's z range.
+        The left atrium's posterior wall borders the oesophagus and carries no epicardial
+        coronary artery (the LCX runs in the left atrioventricular groove)."""
         top = self.top_z(geometry)
         zs = self.slice_z(geometry)[np.flatnonzero(self.mask.any(axis=(1, 2)))]
-        if position[2] < top - ATRIAL_FRACTION * (top - float(zs.min())):
-            return False
-        d = np.asarray(position) - np.asarray(centre)
-        azimuth = float(np.degrees(np.arctan2(d[1], d[0])))
-        return ATRIAL_BACK_DEG[0] <= azimuth <= ATRIAL_BACK_DEG[1]
+        d = np.asarray(position, dtype=float) - np.asarray(centre, dtype=float)
+        azimuth = np.degrees(np.arctan2(d[..., 1], d[..., 0]))
+        upper = d[..., 2] + centre[2] >= top - ATRIAL_FRACTION * (top - float(zs.min()))
+        return upper & (azimuth >= ATRIAL_BACK_DEG[0]) & (azimuth <= ATRIAL_BACK_DEG[1])
 
     def region_full(self, shape: tuple[int, ...]) -> np.ndarray:
         """The search region (mediastinum in front of the spine) on the full grid."""
@@ -220,9 +221,9 @@ def heart_mask(
         # iodinated blood lies above the soft-tissue range: search blood and myocardium
         # together so that the contrast check (cacflow.scorable) sees the real blood pool
         tissue = (coarse > SOFT_TISSUE_HU[0]) & (coarse < ENHANCED_BLOOD_MAX_HU) & region
-        heart = _heart_from(tissue, lungs, coarse_mm) if heart is None else heart
         wide = _heart_from(tissue, lungs, coarse_mm)
-        heart = wide if wide is not None and wide.sum() > heart.sum() else heart
+        if wide is not None and (heart is None or wide.sum() > heart.sum()):
+            heart = wide
     return None if heart is None else (heart, region)
 
 

@@ -174,7 +174,7 @@ def candidate_positions(vol: Volume, heart: Any) -> dict[str, np.ndarray]:
     z_ok = world[:, 2] <= top - TOP_MARGIN_MM
     groove = world[:, 2] >= top - AV_GROOVE_FRACTION * (top - bottom)
     az = np.degrees(np.arctan2(world[:, 1] - centre[1], world[:, 0] - centre[0]))
-    back = np.array([heart.on_atrial_back(w, centre, g) for w in world], dtype=bool)
+    back = heart.on_atrial_back(world, centre, g)
     out = {}
     for art in ARTERIES:
         lo, hi = SECTORS_DEG[art]

@@ -263,7 +263,7 @@ def apply_scorability(scans: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFra
     if verdicts.empty:
         return out
     v = verdicts.drop_duplicates("series_uid").set_index("series_uid")
-    idx = out["series_uid"].map(lambda u: u in v.index) & (out["status"] == Status.OK)
+    idx = out["series_uid"].isin(v.index) & (out["status"] == Status.OK)
     uids = out.loc[idx, "series_uid"]
     out.loc[idx, "noise_hu"] = uids.map(v["noise_hu"]).astype(float).to_numpy()
     out.loc[idx, "blood_pool_hu"] = uids.map(v["blood_pool_hu"]).astype(float).to_numpy()
