@@ -12,9 +12,14 @@ import pandas as pd
 from cacflow.dicom.convert import QcConfig, convert_dir
 from cacflow.dicom.discover import discover
 from cacflow.dicom.write import SeriesSpec, phantom, write_ct_series
-from cacflow.pipeline import POINTS_FILE, gather, reference_batch
-from cacflow.reference import PointStatus, read_series_boxes, resolve_series
-from cacflow.tables import read_table
+from cacflow.reference import (
+    POINTS_FILE,
+    PointStatus,
+    read_series_boxes,
+    reference_batch,
+    resolve_series,
+)
+from cacflow.tables import build_tables, read_table
 
 INSIDE = (-90.0, -110.0, -45.0)  # in the 32 x 32 x 12 stack at (-100, -120, -50), 0.7 mm
 OUTSIDE = (-90.0, -110.0, 40.0)  # 85 mm above it
@@ -83,7 +88,7 @@ def test_every_annotation_row_reaches_reference_points(tmp_path: Path) -> None:
     out = tmp_path / "results"
     out.mkdir()
     settings = {"dataset": "t", "annotations": str(ann), "sources": ["reference"]}
-    gather(
+    build_tables(
         settings,
         None,
         [native / "scans.parquet"],

@@ -9,9 +9,9 @@ import pytest
 from cacflow.conventions import Reason
 from cacflow.heart import find_heart
 from cacflow.insert import crop_fov
-from cacflow.pipeline import apply_scorability
 from cacflow.resample import slab_resample
 from cacflow.scorable import ScorableConfig, assess, assessment_table
+from cacflow.tables import apply_scorability
 from cacflow.volume import Geometry, Volume
 
 CFG = ScorableConfig()

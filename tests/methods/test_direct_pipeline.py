@@ -21,10 +21,8 @@ from cacflow.conventions import (
 from cacflow.methods.direct.atlas import ATLAS_SHAPE, HeartBox
 from cacflow.methods.direct.infer import (
     HEATMAP_SUFFIX,
-    PREDICTIONS_FILE,
     REGISTRATION_FILE,
     infer_dir,
-    scores_from_predictions,
 )
 from cacflow.methods.direct.model import (
     RegistrationNet,
@@ -35,6 +33,7 @@ from cacflow.methods.direct.model import (
     sha256_of,
 )
 from cacflow.methods.direct.runtime import resolve_device
+from cacflow.methods.direct.scores import PREDICTIONS_FILE, scores_from_predictions
 from cacflow.score import write_labels
 from cacflow.stats import categorize
 from cacflow.tables import read_table
@@ -245,7 +244,7 @@ def test_shipped_model_scores_synthetic_scans(tmp_path: Path) -> None:
     reference), against the scoring engine on the reference masks."""
     from cacflow.dicom.convert import QcConfig, convert_dir
     from cacflow.methods.direct.evaluate import score_pairs
-    from cacflow.pipeline import reference_batch
+    from cacflow.reference import reference_batch
     from cacflow.resample import resample_dir
     from cacflow.synth import generate_cohort
 

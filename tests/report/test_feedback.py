@@ -59,13 +59,14 @@ def test_examples_pick_the_slice_with_most_feedback(maps: Path) -> None:
     assert [g["series_uid"] for g in got] == ["1.2.2", "1.2.3"]  # maps with calcium first
     assert [g["slice"] for g in got] == [3, 4]
     assert got[0]["predicted"] == pytest.approx(4 * 0.5)
-    assert (got[0]["direct"], got[0]["reference"]) == (10.0, 1.0)
+    assert (got[0]["score"], got[0]["reference"]) == (10.0, 1.0)
+    assert got[0]["method"] == "direct"
     png = base64.b64decode(got[0]["uri"].split(",", 1)[1])
     assert png.startswith(PNG_SIGNATURE)
     every = feedback_examples(pairs, _scores([]))
     assert every[-1]["series_uid"] == "1.2.1"
     assert every[-1]["slice"] == 3 and every[-1]["predicted"] == 0.0  # middle slice
-    assert every[-1]["direct"] is None
+    assert every[-1]["score"] is None
 
 
 def test_crop_box_holds_the_feedback_plus_margin() -> None:

@@ -252,7 +252,7 @@ def test_tables_read_back_from_parquet(tmp_path, report_inputs: dict[str, Any]) 
 def test_report_says_what_data_and_training_domain_it_shows(
     report_inputs: dict[str, Any],
 ) -> None:
-    from cacflow.pipeline import provenance_rows
+    from cacflow.report.run import provenance_rows
 
     settings = {"inserted": {"backgrounds": ["x"], "seeds": [1]}, "methods": ["hu-threshold"]}
     rows = provenance_rows(settings)

@@ -258,8 +258,8 @@ def _reference_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _reference(a: argparse.Namespace) -> None:
-    from cacflow.pipeline import reference_batch
     from cacflow.provenance import atomic_dir
+    from cacflow.reference import reference_batch
 
     with atomic_dir(a.out_dir) as out:
         n = reference_batch(
@@ -281,7 +281,7 @@ def _infer_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _infer(a: argparse.Namespace) -> None:
-    from cacflow.pipeline import run_method
+    from cacflow.methods import run_method
     from cacflow.provenance import atomic_dir
 
     images = _existing_dir(a.images)
@@ -304,7 +304,7 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _score(a: argparse.Namespace) -> None:
-    from cacflow.pipeline import score_batch_files
+    from cacflow.score import score_batch_files
 
     n = score_batch_files(
         _existing_dir(a.images),
@@ -318,15 +318,18 @@ def _score(a: argparse.Namespace) -> None:
     print(f"score {a.method}: {n} series", flush=True)
 
 
-# --- gather ------------------------------------------------------------------------------
-def _gather_parser(sub: argparse._SubParsersAction) -> None:
+# --- tables ------------------------------------------------------------------------------
+def _tables_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "gather",
+        "tables",
+        aliases=["gather"],
         help="assemble a dataset's scans / scores / lesions tables from its batch outputs",
         description="Batch parts are found from the manifest (batches of --batch-size) under "
-        "WORK: native/<b>/scans.parquet, scores|lesions/<source>/<b>.parquet, "
-        "labels/reference/<b>/points.parquet. No per-batch paths on the command line, so "
-        "50,000-series cohorts stay within the shell's argument limits.",
+        "WORK, in the layout the rules write (cacflow.tables.batch_parts): "
+        "native/<b>/scans.parquet, scores|lesions/<source>/<b>.parquet, "
+        "labels/reference/<b>/points.parquet, resampled/<b>/scorable.parquet. No per-batch "
+        "paths on the command line, so 50,000-series cohorts stay within the shell's "
+        "argument limits. `gather` is the step's former name.",
     )
     p.add_argument("--settings", type=_json_arg, required=True, help="dataset settings JSON")
     p.add_argument("--manifest", type=Path, help="series manifest (absent: no DICOM)")
@@ -334,32 +337,29 @@ def _gather_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--work", type=Path, help="the dataset's work folder")
     p.add_argument("--sources", nargs="*", default=[], help="scored sources (reference, methods)")
     p.add_argument("--out-dir", type=Path, required=True)
-    p.set_defaults(handler=_gather)
+    p.set_defaults(handler=_tables)
 
 
-def _gather(a: argparse.Namespace) -> None:
-    from cacflow.pipeline import POINTS_FILE, gather
-    from cacflow.scorable import SCORABLE_FILE
+def _tables(a: argparse.Namespace) -> None:
+    from cacflow.tables import batch_parts, build_tables
 
     batches: list[str] = []
     if a.manifest is not None:
         from cacflow.dicom.discover import manifest_batches
 
         if a.work is None:
-            raise ValueError("gather: --manifest needs --work")
+            raise ValueError("tables: --manifest needs --work")
         batches = manifest_batches(a.manifest, a.batch_size)
-    work = a.work or Path(".")
-    gather(
+    parts = batch_parts(a.work or Path("."), batches, a.sources)
+    build_tables(
         a.settings,
         a.manifest,
-        [work / "native" / b / "scans.parquet" for b in batches],
-        [work / "scores" / s / f"{b}.parquet" for s in a.sources for b in batches],
-        [work / "lesions" / s / f"{b}.parquet" for s in a.sources for b in batches],
-        [work / "labels" / "reference" / b / POINTS_FILE for b in batches]
-        if "reference" in a.sources
-        else [],
+        parts["scans"],
+        parts["scores"],
+        parts["lesions"],
+        parts["points"],
         a.out_dir,
-        [work / "resampled" / b / SCORABLE_FILE for b in batches],
+        parts["scorable"],
     )
 
 
@@ -372,7 +372,7 @@ def _stats_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _stats(a: argparse.Namespace) -> None:
-    from cacflow.pipeline import run_stats
+    from cacflow.stats.run import run_stats
 
     run_stats(_existing_dir(a.data_dir), a.settings)
 
@@ -429,7 +429,7 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(a: argparse.Namespace) -> None:
-    from cacflow.pipeline import write_report
+    from cacflow.report.run import write_report
 
     feedback = tuple(_existing_dir(d) for d in a.feedback) if a.feedback else None
     write_report(_existing_dir(a.data_dir), a.settings, a.out, feedback)
@@ -504,7 +504,7 @@ PARSERS = (
     _reference_parser,
     _infer_parser,
     _score_parser,
-    _gather_parser,
+    _tables_parser,
     _stats_parser,
     _study_parser,
     _report_parser,

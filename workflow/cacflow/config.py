@@ -30,7 +30,6 @@ INPUT_PATH_KEYS = (
     "timepoints",
     "clinical",
 )
-DEFAULT_DIRECT_WEIGHTS = "resources/models/direct.pt"
 SECTIONS = ("methods", "qc", "scorable", "scoring", "schemes", "stats", "study", "batch_size")
 
 
@@ -94,23 +93,39 @@ def check_references(config: dict[str, Any], base: Path = Path(".")) -> None:
                 raise ConfigError(f"config key 'datasets.{name}.{key}': no such path: {value}")
 
 
-def model_weights(config: dict[str, Any], base: Path = Path(".")) -> str:
-    """Path of the ``direct`` weights: as given (relative to the working directory), else
-    relative to the repository, where the shipped weights live."""
-    given = (config.get("direct") or {}).get("weights", DEFAULT_DIRECT_WEIGHTS)
+def model_weights(config: dict[str, Any], method: str, base: Path = Path(".")) -> str:
+    """Path of a registered method's weights (config key ``<method>.weights``, else the
+    registry's default): as given (relative to the working directory), else relative to
+    the repository, where the shipped weights live."""
+    from cacflow.methods.registry import get
+
+    m = get(method)
+    given = (config.get(m.config_section or m.name) or {}).get("weights", m.weights)
+    if given is None:
+        raise ValueError(f"method '{method}' has no weights")
     if Path(given).is_absolute() or (base / given).exists():
         return str(given)
     shipped = REPO_ROOT / given
     return str(shipped) if shipped.exists() else str(given)
 
 
+def method_weights(config: dict[str, Any], base: Path = Path(".")) -> dict[str, str]:
+    """Weights path of every configured method that needs weights, by method name."""
+    from cacflow.methods.registry import with_weights
+
+    wanted = set(config.get("methods", []))
+    return {m.name: model_weights(config, m.name, base) for m in with_weights() if m.name in wanted}
+
+
 def check_model_weights(config: dict[str, Any], base: Path = Path(".")) -> None:
     """Methods that need weights find them (and their sha256) before any job runs."""
-    if "direct" in config.get("methods", []):
-        weights = model_weights(config, base)
+    from cacflow.methods.registry import get
+
+    for name, weights in method_weights(config, base).items():
+        section = get(name).config_section or name
         for path in (weights, f"{weights}.sha256"):
             if not (base / path).exists():
-                raise ConfigError(f"config key 'direct.weights': no such file: {path}")
+                raise ConfigError(f"config key '{section}.weights': no such file: {path}")
 
 
 def validate(config: dict[str, Any], base: Path = Path(".")) -> None:

@@ -538,3 +538,51 @@ def unscored_points(
         matched=False,
         point_status=[str(status(k)) for k in rest["series_uid"]],
     )
+
+
+POINTS_FILE = "points.parquet"
+"""Per-batch point report of the reference step (one row per annotation point)."""
+
+
+def reference_batch(
+    images: Path,
+    annotations: Path,
+    out_dir: Path,
+    scoring: dict[str, Any],
+    manifest: Path | None = None,
+) -> int:
+    """Reference label masks for every volume of ``images`` from point annotations.
+
+    Writes ``out_dir/<series_uid>.nii`` (uint8 labels) and ``out_dir/points.parquet``
+    (one row per annotation point of these series: ``point_status``, snapped distance,
+    conflicts, ``annotation_row``). With the dataset's ``manifest``, points keyed by a
+    SeriesInstanceUID that holds several series are resolved to the series whose volume
+    holds them (:func:`cacflow.reference.resolve_series`).
+    """
+    from cacflow.provenance import provenance, write_table
+    from cacflow.score import write_labels
+    from cacflow.volume import each_volume
+
+    conv = ScoringConventions.from_config(scoring)
+    points = read_annotations(annotations)
+    points[ANNOTATION_ROW] = np.arange(len(points))
+    boxes = (
+        read_series_boxes(manifest, set(points["series_uid"]))
+        if manifest is not None
+        else pd.DataFrame()
+    )
+    points = resolve_series(points, boxes)
+    by_series = dict(tuple(points.groupby("series_uid", sort=False)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reports = []
+    n = 0
+    for uid, vol in each_volume(images, "reference"):
+        pts = by_series.get(uid, points.iloc[0:0])
+        mask, report = reference_labels(vol, pts, conv)
+        write_labels(mask, vol, out_dir / f"{uid}.nii")
+        if len(report):
+            reports.append(report.assign(series_uid=uid, point_status=match_status(report)))
+        n += 1
+    table = pd.concat(reports, ignore_index=True) if reports else pd.DataFrame({"series_uid": []})
+    write_table(table, out_dir / POINTS_FILE, provenance(conventions={"scoring": scoring}))
+    return n

@@ -125,3 +125,37 @@ def write_labels(mask: np.ndarray, like: Volume, path: str | os.PathLike) -> Non
     if "series_uid" in like.meta:
         meta["series_uid"] = like.meta["series_uid"]
     write_volume(Volume(mask.astype(np.uint8, copy=False), like.geometry, meta), path)
+
+
+def score_batch_files(
+    images: Path,
+    labels: Path,
+    scans_path: Path,
+    method: str,
+    scoring: dict,
+    scores_out: Path,
+    lesions_out: Path,
+) -> int:
+    """Score one batch for one source (reference or method) and write its two tables.
+
+    ``labels`` holds label masks (``<series_uid>.nii``) or, for a registered method whose
+    output is ``slice_scores`` (:mod:`cacflow.methods.registry`), its slice predictions,
+    scored by that method's ``score_predictions`` entry point; those have no lesions.
+    """
+    from cacflow.methods.registry import METHODS
+    from cacflow.provenance import provenance, write_table
+    from cacflow.tables import read_table, with_columns
+
+    conv = ScoringConventions.from_config(scoring)
+    scans = read_table(scans_path)
+    registered = METHODS.get(method)
+    if registered is not None and registered.output == "slice_scores":
+        predictions = registered.entry("score_predictions")
+        scores = predictions(images, labels, scans, method, conv)
+        lesions = pd.DataFrame(columns=list(LESIONS_COLUMNS))
+    else:
+        scores, lesions = score_batch(images, labels, conv, method=method, scans=scans)
+    meta = provenance(conventions={"scoring": scoring})
+    write_table(with_columns(scores, SCORES_COLUMNS), scores_out, meta)
+    write_table(with_columns(lesions, LESIONS_COLUMNS), lesions_out, meta)
+    return int(scores["series_uid"].nunique()) if len(scores) else 0

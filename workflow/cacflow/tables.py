@@ -1,10 +1,15 @@
-"""Reading input tables and the column layout of the output tables (CONTRACT §3)."""
+"""The dataset tables: reading input tables, the column layout of the output tables
+(CONTRACT §3), and the ``tables`` step, which assembles a dataset's ``scans``, ``scores``,
+``lesions`` and ``reference_points`` tables from its batch outputs (:func:`build_tables`).
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 SCANS_COLUMNS = (
@@ -68,3 +73,153 @@ def with_columns(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
             out[c] = None
     rest = [c for c in out.columns if c not in columns]
     return out[list(columns) + rest]
+
+
+EXTRA_REFERENCE_LABEL = "reference_scores"
+"""Method label of a dataset's reference_scores table when annotations provide the reference."""
+ARTERY_ORDER = {"LAD": 0, "LCX": 1, "RCA": 2, "total": 3}
+"""Row order of the arteries of one series in scores.parquet."""
+
+
+def batch_parts(work: Path, batches: list[str], sources: list[str]) -> dict[str, list[Path]]:
+    """Where the ``tables`` step finds a dataset's batch outputs under its work folder
+    ``work`` (the layout the rules write): native scans tables, per-source score and lesion
+    tables, reference point reports and scorability verdicts, per batch id."""
+    from cacflow.reference import POINTS_FILE
+    from cacflow.scorable import SCORABLE_FILE
+
+    return {
+        "scans": [work / "native" / b / "scans.parquet" for b in batches],
+        "scores": [work / "scores" / s / f"{b}.parquet" for s in sources for b in batches],
+        "lesions": [work / "lesions" / s / f"{b}.parquet" for s in sources for b in batches],
+        "points": [work / "labels" / "reference" / b / POINTS_FILE for b in batches]
+        if "reference" in sources
+        else [],
+        "scorable": [work / "resampled" / b / SCORABLE_FILE for b in batches],
+    }
+
+
+def _concat(paths: list[Path], columns: tuple[str, ...]) -> pd.DataFrame:
+    frames = [read_table(p) for p in paths]
+    frames = [f for f in frames if len(f)]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(columns))
+    return with_columns(df, columns)
+
+
+def score_tables_from_settings(settings: dict[str, Any]) -> list[pd.DataFrame]:
+    """Score tables given as files in the dataset config (reference_scores, external_scores)."""
+    from cacflow.conventions import REFERENCE_METHOD
+    from cacflow.reference import read_score_table
+
+    frames = []
+    if "reference_scores" in settings:
+        label = EXTRA_REFERENCE_LABEL if "annotations" in settings else REFERENCE_METHOD
+        frames.append(read_score_table(settings["reference_scores"]).assign(method=label))
+    for label, path in sorted(settings.get("external_scores", {}).items()):
+        frames.append(read_score_table(path).assign(method=label))
+    return frames
+
+
+def table_meta(settings: dict[str, Any]) -> dict[str, str]:
+    """Provenance of a dataset-level table: version, config hash, conventions."""
+    from cacflow.provenance import provenance
+
+    conventions = {k: settings.get(k) for k in ("scoring", "schemes", "qc", "resample", "stats")}
+    return provenance(settings.get("config_hash", ""), conventions)
+
+
+def build_tables(
+    settings: dict[str, Any],
+    manifest: Path | None,
+    scans_parts: list[Path],
+    scores_parts: list[Path],
+    lesions_parts: list[Path],
+    points_parts: list[Path],
+    out_dir: Path,
+    scorable_parts: list[Path] | None = None,
+) -> None:
+    """Assemble ``scans``, ``scores``, ``lesions`` and ``reference_points`` of a dataset.
+
+    Rows are sorted by key so that the tables do not depend on batch or job order.
+    File counts of the discovery pass travel in the scans table's metadata. The
+    scorability verdicts (``scorable_parts``, :mod:`cacflow.scorable`) turn ``ok`` series
+    into ``not_scorable`` ones, whose method scores and lesions are dropped.
+    """
+    from cacflow.provenance import read_meta, write_table
+    from cacflow.scorable import SCORABLE_COLUMNS
+
+    meta = table_meta(settings)
+    if manifest is not None:
+        meta |= {k: v for k, v in read_meta(manifest).items() if k.startswith("count.")}
+    scans = _concat(scans_parts, SCANS_COLUMNS).sort_values("series_uid", kind="stable")
+    verdicts = _concat([p for p in scorable_parts or [] if p.exists()], SCORABLE_COLUMNS)
+    scans = apply_scorability(scans, verdicts)
+    scores = pd.concat(
+        [_concat(scores_parts, SCORES_COLUMNS), *score_tables_from_settings(settings)],
+        ignore_index=True,
+    )
+    scores = with_columns(scores, SCORES_COLUMNS)
+    order = {s: i for i, s in enumerate(settings.get("sources", []))}
+    scores["_src"] = scores["method"].map(order).fillna(len(order))
+    scores["_art"] = scores["artery"].map(ARTERY_ORDER)
+    scores = scores.sort_values(["_src", "method", "series_uid", "_art"], kind="stable")
+    scores = scores.drop(columns=["_src", "_art"])
+    lesions = _concat(lesions_parts, LESIONS_COLUMNS).sort_values(
+        ["method", "series_uid", "artery", "z", "y", "x"], kind="stable"
+    )
+    from cacflow.conventions import Status
+
+    unscorable = set(scans.loc[scans["status"] == Status.NOT_SCORABLE, "series_uid"])
+    methods = set(settings.get("methods", []))
+    scores = scores[~(scores["method"].isin(methods) & scores["series_uid"].isin(unscorable))]
+    lesions = lesions[~(lesions["method"].isin(methods) & lesions["series_uid"].isin(unscorable))]
+    points = _concat(points_parts, ("series_uid",))
+    if settings.get("annotations") and points_parts:
+        points = _with_unscored_points(points, Path(settings["annotations"]), scans)
+    for name, df in (
+        ("scans", scans),
+        ("scores", scores),
+        ("lesions", lesions),
+        ("reference_points", points),
+    ):
+        write_table(df.reset_index(drop=True), out_dir / f"{name}.parquet", meta)
+
+
+def apply_scorability(scans: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
+    """``scans`` with the verdicts of :mod:`cacflow.scorable` applied to its ``ok`` rows:
+    status / reason of the not-scorable ones, notes joined into ``reason_detail``, and the
+    measured ``noise_hu`` and ``blood_pool_hu`` columns (NaN where not measured)."""
+    from cacflow.conventions import Status
+
+    out = scans.copy()
+    out["noise_hu"] = np.nan
+    out["blood_pool_hu"] = np.nan
+    if verdicts.empty:
+        return out
+    v = verdicts.drop_duplicates("series_uid").set_index("series_uid")
+    idx = out["series_uid"].isin(v.index) & (out["status"] == Status.OK)
+    uids = out.loc[idx, "series_uid"]
+    out.loc[idx, "noise_hu"] = uids.map(v["noise_hu"]).astype(float).to_numpy()
+    out.loc[idx, "blood_pool_hu"] = uids.map(v["blood_pool_hu"]).astype(float).to_numpy()
+    bad = idx & out["series_uid"].map(v["status"]).eq(Status.NOT_SCORABLE)
+    out.loc[bad, "status"] = str(Status.NOT_SCORABLE)
+    out.loc[bad, "reason"] = out.loc[bad, "series_uid"].map(v["reason"])
+    notes = out.loc[idx, "series_uid"].map(v["reason_detail"]).fillna("")
+    old = out.loc[idx, "reason_detail"].fillna("").astype(str)
+    joined = [("; ".join(x for x in (a, b) if x)) or None for a, b in zip(old, notes, strict=True)]
+    out.loc[idx, "reason_detail"] = joined
+    return out
+
+
+def _with_unscored_points(points: pd.DataFrame, annotations: Path, scans: pd.DataFrame):
+    """``points`` plus every annotation row no batch reported (unknown or excluded series,
+    outside the volumes of a split UID), sorted by annotation row: no row disappears."""
+    from cacflow.reference import ANNOTATION_ROW, read_annotations, unscored_points
+
+    table = read_annotations(annotations)
+    table[ANNOTATION_ROW] = np.arange(len(table))
+    rest = unscored_points(table, points, scans)
+    if rest.empty:
+        return points
+    out = pd.concat([points, rest], ignore_index=True) if len(points) else rest
+    return out.sort_values([ANNOTATION_ROW, "series_uid"], kind="stable")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -298,3 +299,12 @@ HEATMAP_SUFFIX = "_heatmap"
 def list_volumes(directory: str | os.PathLike) -> list[Path]:
     """The .nii files of a directory, sorted by name (series key)."""
     return sorted(Path(directory).glob("*.nii"))
+
+
+def each_volume(directory: str | os.PathLike, step: str) -> Iterator[tuple[str, Volume]]:
+    """``(series_uid, volume)`` for every volume of ``directory`` in name order; after each
+    one is handled, prints ``<step>: i/n <series_uid>`` (progress in the rule's log)."""
+    paths = list_volumes(directory)
+    for i, path in enumerate(paths, 1):
+        yield path.stem, read_volume(path)
+        print(f"{step}: {i}/{len(paths)} {path.stem}", flush=True)

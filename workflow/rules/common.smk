@@ -8,12 +8,13 @@ from snakemake.utils import validate
 from cacflow.config import (
     ConfigError,
     dataset_settings,
-    model_weights,
+    method_weights,
     put_scripts_on_path,
     insert_arguments,
     synth_arguments,
 )
 from cacflow.config import validate as check_config
+from cacflow.methods.registry import METHODS as REGISTRY
 
 try:
     check_config(config)
@@ -137,8 +138,8 @@ def reference_parts(wildcards):
     return per_batch("results/{ds}/work/labels/reference/{batch}")(wildcards)
 
 
-MODEL_WEIGHTS = {"direct": model_weights(config)}
-GPU_METHODS = {"direct"}
+MODEL_WEIGHTS = method_weights(config)
+GPU_METHODS = {m for m in config["methods"] if REGISTRY[m].gpu}
 
 
 def model_weights(wildcards):
@@ -155,7 +156,7 @@ def method_gpus(wildcards):
 
 
 def gather_args(wildcards):
-    """Where `cacflow gather` finds the batch parts (the inputs above only order the DAG)."""
+    """Where `cacflow tables` finds the batch parts (the inputs above only order the DAG)."""
     ds = wildcards.ds
     if not SETTINGS[ds]["has_dicom"]:
         return ""
@@ -167,16 +168,18 @@ def gather_args(wildcards):
 
 
 def feedback_dirs(wildcards):
-    """Report input: analysis volumes and `direct` predictions of the first batch (their
-    decision-feedback maps become the report's example figures); none without `direct`."""
+    """Report input: analysis volumes and predictions of the first batch of the first
+    method that writes decision-feedback maps (registry `feedback`); they become the
+    report's example figures. None without such a method."""
     s = SETTINGS[wildcards.ds]
-    if not s["has_dicom"] or "direct" not in s["methods"]:
+    with_maps = [m for m in s["methods"] if REGISTRY[m].feedback]
+    if not s["has_dicom"] or not with_maps:
         return []
     batches = batch_ids(wildcards.ds)
     if not batches:
         return []
-    b, ds = batches[0], wildcards.ds
-    return [f"results/{ds}/work/resampled/{b}", f"results/{ds}/work/labels/direct/{b}"]
+    b, ds, m = batches[0], wildcards.ds, with_maps[0]
+    return [f"results/{ds}/work/resampled/{b}", f"results/{ds}/work/labels/{m}/{b}"]
 
 
 # Study tables (study.smk)

@@ -2,22 +2,32 @@
 order (z, y, x)) into a label mask (uint8, :class:`cacflow.conventions.Label` values) that
 the scoring engine scores exactly like the reference standard.
 
-- ``hu-threshold`` (:mod:`cacflow.methods.hu_threshold`): classical baseline, no training,
-  no annotations; ``predict_mask(vol, threshold_hu)``.
-
-The pipeline imports method modules lazily, so importing this package is cheap.
+Every method is an entry of :data:`cacflow.methods.registry.METHODS` (name, output
+kind, weights, GPU, entry points, training domain); :func:`run_method` runs one by name.
+Method modules are imported lazily, so importing this package is cheap (no torch).
 """
 
-TRAINING_DOMAIN: dict[str, str] = {
-    "hu-threshold": (
-        "no training; its anatomical rules were set on the synthetic v1 phantom and on the "
-        "five shared real CAC-free chest CTs (LIDC-IDRI-0314, Lung-PET-CT-Dx A0001/A0002), "
-        "so its figures on those series are not independent evidence"
-    ),
-    "direct": (
-        "trained on synthetic CT and real backgrounds with inserted calcium (see "
-        "resources/models/MODEL_CARD.md for the exact mix); never on real annotated "
-        "calcium: retrain with `train_direct` on your own annotated scans"
-    ),
-}
-"""What each method learnt from, as the report states it beside its figures."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def run_method(
+    method: str,
+    images: Path,
+    out_dir: Path,
+    scoring: dict[str, Any],
+    *,
+    model: Path | None = None,
+    device: str = "auto",
+    settings: dict[str, Any] | None = None,
+) -> int:
+    """Run registered method ``method`` (:mod:`cacflow.methods.registry`) on every analysis
+    volume of ``images`` into ``out_dir``; returns the number of series."""
+    from cacflow.methods.registry import get
+
+    infer = get(method).entry("infer")
+    return int(
+        infer(images, out_dir, scoring=scoring, model=model, device=device, settings=settings)
+    )

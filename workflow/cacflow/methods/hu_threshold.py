@@ -41,13 +41,16 @@ cannot tell coronary calcium from mitral-annulus or other calcium near the heart
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import cc3d
 import numpy as np
 from scipy import ndimage
 
 from cacflow.conventions import CALCIUM_THRESHOLD_HU, Label
 from cacflow.heart import Heart, depth_map, dilate, find_heart, upsample
-from cacflow.volume import Geometry, Volume
+from cacflow.volume import Geometry, Volume, each_volume
 
 CORONARY_ZONE_MM = 8.0
 GREAT_VESSEL_MARGIN_MM = 5.0
@@ -206,3 +209,27 @@ def artery_label(position: np.ndarray, heart_centre: np.ndarray) -> int:
     if azimuth < LAD_LCX_BOUNDARY_DEG:
         return int(Label.LAD)
     return int(Label.LCX)
+
+
+def infer_dir(
+    images: Path,
+    out_dir: Path,
+    *,
+    scoring: dict[str, Any] | None = None,
+    model: Path | None = None,
+    device: str = "cpu",
+    settings: dict[str, Any] | None = None,
+) -> int:
+    """The registry's ``infer`` entry point: a label mask ``<series_uid>.nii`` in
+    ``out_dir`` for every analysis volume of ``images``, with the calcium threshold of the
+    config section ``scoring``. Returns the number of series."""
+    from cacflow.conventions import ScoringConventions
+    from cacflow.score import write_labels
+
+    threshold = ScoringConventions.from_config(scoring or {}).threshold_hu
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    n = 0
+    for uid, vol in each_volume(images, "infer hu-threshold"):
+        write_labels(predict_mask(vol, threshold), vol, Path(out_dir) / f"{uid}.nii")
+        n += 1
+    return n

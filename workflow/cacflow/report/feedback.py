@@ -22,7 +22,8 @@ from cacflow.report.plots import feedback_figure
 from cacflow.volume import HEATMAP_SUFFIX, read_volume
 
 MAX_EXAMPLES = 3
-DIRECT = "direct"
+DEFAULT_METHOD = "direct"
+"""The method whose maps are shown when none is named (the only one writing maps today)."""
 
 
 def feedback_pairs(images_dir: Path, maps_dir: Path) -> list[tuple[Path, Path]]:
@@ -47,11 +48,13 @@ def feedback_examples(
     scores: pd.DataFrame,
     reference: str = REFERENCE_METHOD,
     limit: int = MAX_EXAMPLES,
+    method: str = DEFAULT_METHOD,
 ) -> list[dict[str, Any]]:
-    """Up to ``limit`` figures (dicts: ``series_uid``, ``slice``, ``predicted``,
-    ``direct``, ``reference`` Agatston or None, ``uri``), maps with predicted calcium first
-    (then by series_uid). ``predicted`` is the map's sum on the shown slice (mm^2 x
-    weight, before the increment factor)."""
+    """Up to ``limit`` figures of ``method``'s maps (dicts: ``series_uid``, ``slice``,
+    ``predicted``, ``method``, ``score`` (that method's total) and ``reference`` Agatston
+    or None, ``uri``), maps with predicted calcium first (then by series_uid).
+    ``predicted`` is the map's sum on the shown slice (mm^2 x weight, before the
+    increment factor)."""
     loaded = []
     for image_path, map_path in pairs:
         heat = read_volume(map_path).array
@@ -67,7 +70,8 @@ def feedback_examples(
                 "series_uid": uid,
                 "slice": z,
                 "predicted": float(per_slice[z]),
-                "direct": _total(scores, DIRECT, uid),
+                "method": method,
+                "score": _total(scores, method, uid),
                 "reference": _total(scores, reference, uid),
                 "uri": feedback_figure(image.array[z], heat[z], (spacing[0], spacing[1])),
             }

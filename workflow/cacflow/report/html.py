@@ -743,7 +743,7 @@ def _feedback_item(f: Mapping[str, Any]) -> dict[str, Any]:
     return {
         **f,
         "predicted": fmt(f["predicted"], 1),
-        "direct": fmt(f.get("direct"), 1),
+        "score": fmt(f.get("score"), 1),
         "reference": fmt(f.get("reference"), 1),
     }
 

@@ -288,9 +288,8 @@ def run_study(
     first study key the exams when the dataset has no exam table."""
     import json
 
-    from cacflow.pipeline import table_meta
     from cacflow.provenance import write_table
-    from cacflow.tables import read_table
+    from cacflow.tables import read_table, table_meta
 
     out_dir = out_dir or data_dir
     cfg = StudyConfig.from_settings(settings)

@@ -2,7 +2,7 @@
 
 The reference is what the workflow computes: the scoring engine
 (:func:`cacflow.calcium.score_lesions`) on the reference label masks. The method's scores
-come from :func:`.infer.predict_volume` and :func:`.infer.scores_from_predictions`.
+come from :func:`.infer.predict_volume` and :func:`.scores.scores_from_predictions`.
 Statistics: ICC(A,1) of the total and of each artery, linearly weighted kappa and accuracy
 of the risk categories of scheme A (and the other default schemes), Bland-Altman bias.
 """
@@ -23,9 +23,9 @@ from cacflow.methods.direct.infer import (
     DirectModel,
     predict_volume,
     prediction_rows,
-    scores_from_predictions,
 )
 from cacflow.methods.direct.runtime import configure, resolve_device
+from cacflow.methods.direct.scores import scores_from_predictions
 from cacflow.methods.direct.train import find_pairs
 from cacflow.stats import categorize, confusion_matrix, icc_a1, linear_kappa
 from cacflow.stats.kappa import accuracy
