@@ -43,11 +43,17 @@ EXPECTED = {
     "LCX": (0.0, 0.0, 0.0, 0),
     "RCA": (0.5, 0.75, 0.1875, 1),
     "total": (4.5, 3.75, 1.6875, 2),
+    "TAC": (0.0, 0.0, 0.0, 0),
+    "AV": (0.0, 0.0, 0.0, 0),
+    "MV": (0.0, 0.0, 0.0, 0),
 }
+# with the phantom's AV label: 0.25 mm^2 x 4 x 0.5 = 0.5; volume 0.375; mass
+# 0.001 x 900 x 0.375; not in total
+WITH_AV = EXPECTED | {"AV": (0.5, 0.375, 0.3375, 1)}
 
 
 def check_scores(scores: pd.DataFrame, expected: dict[str, tuple[float, ...]]) -> None:
-    assert scores["artery"].tolist() == ["LAD", "LCX", "RCA", "total"]
+    assert scores["artery"].tolist() == ["LAD", "LCX", "RCA", "total", "TAC", "AV", "MV"]
     got = scores.set_index("artery")[["agatston", "volume_mm3", "mass_mg", "n_lesions"]]
     for artery, values in expected.items():
         assert got.loc[artery].tolist() == pytest.approx(list(values))
@@ -60,11 +66,11 @@ def test_score_volume_tables() -> None:
     )
     assert list(scores.columns) == list(SCORES_COLUMNS)
     assert list(lesions.columns) == list(LESIONS_COLUMNS)
-    check_scores(scores, EXPECTED)
+    check_scores(scores, WITH_AV)
     assert set(scores["series_uid"]) == {"1.2.3"} and set(scores["patient_id"]) == {"p7"}
     assert set(scores["method"]) == {"reference"}
     assert lesions["label"].tolist() == ["LAD", "RCA", "AV"]
-    # AV (non-coronary) in the lesion table only: 0.25 mm^2 x 4 x 0.5 = 0.5
+    # AV (non-coronary): its own row and lesion, never in total
     av = lesions.iloc[2]
     assert (av["artery"], av["agatston"], av["peak_hu"]) == ("AV", 0.5, 900)
     assert (av["x"], av["y"], av["z"]) == (-30.0 + 7.5, -40.0 + 7.5, -200.0 + 6.0)
@@ -117,11 +123,11 @@ def test_score_batch(tmp_path: Path) -> None:
     )
     scores, lesions = score_batch(images, labels, CONV, method="m1", scans=scans)
     assert list(scores.columns) == list(SCORES_COLUMNS)
-    assert scores["series_uid"].tolist() == ["a"] * 4 + ["b"] * 4
-    check_scores(scores[scores["series_uid"] == "a"], EXPECTED)
+    assert scores["series_uid"].tolist() == ["a"] * 7 + ["b"] * 7
+    check_scores(scores[scores["series_uid"] == "a"], WITH_AV)
     zeros = dict.fromkeys(EXPECTED, (0.0, 0.0, 0.0, 0))
     check_scores(scores[scores["series_uid"] == "b"], zeros)
-    assert scores["patient_id"].tolist() == ["p1"] * 4 + [None] * 4
+    assert scores["patient_id"].tolist() == ["p1"] * 7 + [None] * 7
     assert set(scores["method"]) == {"m1"} and set(lesions["method"]) == {"m1"}
     assert lesions["series_uid"].tolist() == ["a"] * 3
 

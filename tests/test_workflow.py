@@ -111,9 +111,17 @@ def test_end_to_end_reference_equals_truth(tiny_run: Path) -> None:
     assert (scans["status"] == "ok").all(), scans[["series_uid", "status", "reason"]]
     scores = pd.read_parquet(res / "scores.parquet")
     assert set(scores["method"]) == {"reference", "hu-threshold", "direct"}
-    # four rows per ok series and source; total = LAD + LCX + RCA
-    counts = scores.groupby(["method", "series_uid"]).size()
+    # four coronary rows per ok series and source; total = LAD + LCX + RCA
+    coronary = scores[scores["artery"].isin(["LAD", "LCX", "RCA", "total"])]
+    counts = coronary.groupby(["method", "series_uid"]).size()
     assert (counts == 4).all() and len(counts) == 3 * len(scans)
+    # region rows (TAC, AV, MV) only for the reference, one per series for each region the
+    # annotations use; the two methods label no region
+    regions = scores[~scores.index.isin(coronary.index)]
+    used = set(pd.read_csv(tmp_path / "data" / "tiny" / "annotations.csv")["label"])
+    assert set(regions["method"]) <= {"reference"}
+    assert set(regions["artery"]) == used & {"TAC", "AV", "MV"}
+    assert (regions.groupby("artery").size() == len(scans)).all()
     wide = scores.pivot_table(index=["method", "series_uid"], columns="artery", values="agatston")
     np.testing.assert_allclose(wide["total"], wide[["LAD", "LCX", "RCA"]].sum(axis=1))
 

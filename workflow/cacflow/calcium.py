@@ -37,6 +37,7 @@ from cacflow.conventions import (
     AGATSTON_REFERENCE_THICKNESS_MM,
     AGATSTON_WEIGHT_EDGES_HU,
     ARTERIES,
+    REGIONS,
     TOTAL,
     IncrementFactor,
     Label,
@@ -293,6 +294,23 @@ def artery_scores(lesions: pd.DataFrame) -> pd.DataFrame:
     )
     sums["n_lesions"] = cor.groupby("artery").size().reindex(list(ARTERIES), fill_value=0)
     sums.loc[TOTAL] = sums.loc[list(ARTERIES)].sum()
+    out = sums.rename_axis("artery").reset_index()
+    out["n_lesions"] = out["n_lesions"].astype(np.int64)
+    return out[list(ARTERY_SCORE_COLUMNS)]
+
+
+def region_scores(lesions: pd.DataFrame) -> pd.DataFrame:
+    """Per-region sums of the non-coronary lesions of :func:`score_lesions`: exactly one
+    row per :data:`cacflow.conventions.REGIONS` entry (TAC, AV, MV; zeros where a region
+    has no lesion), columns as :func:`artery_scores`. ``OTHER`` calcium has no row."""
+    reg = lesions[~lesions["coronary"].astype(bool) & lesions["artery"].isin(REGIONS)]
+    sums = (
+        reg.groupby("artery")[["agatston", "volume_mm3", "mass_mg"]]
+        .sum()
+        .reindex(list(REGIONS), fill_value=0.0)
+        .astype(float)
+    )
+    sums["n_lesions"] = reg.groupby("artery").size().reindex(list(REGIONS), fill_value=0)
     out = sums.rename_axis("artery").reset_index()
     out["n_lesions"] = out["n_lesions"].astype(np.int64)
     return out[list(ARTERY_SCORE_COLUMNS)]

@@ -41,6 +41,9 @@ class Artery(enum.StrEnum):
 
 ARTERIES: tuple[str, ...] = tuple(a.value for a in Artery)
 TOTAL = "total"
+REGIONS: tuple[str, ...] = ("TAC", "AV", "MV")
+"""Non-coronary regions with their own scores.parquet rows (thoracic aorta, aortic valve,
+mitral valve / annulus), for the sources that provide them; never part of ``total``."""
 REFERENCE_METHOD = "reference"
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cacflow.calcium import artery_scores, score_lesions
+from cacflow.calcium import artery_scores, region_scores, score_lesions
 from cacflow.conventions import Label, ScoringConventions
 from cacflow.tables import LESIONS_COLUMNS, SCORES_COLUMNS
 from cacflow.volume import Volume, read_volume, write_volume
@@ -38,8 +38,10 @@ def score_volume(
     """Score one series: ``(scores, lesions)``.
 
     ``vol``: HU image (z, y, x); ``labels``: uint8 Label mask on the same grid.
-    ``scores``: 4 rows (LAD, LCX, RCA, total) with the columns of
-    :data:`cacflow.tables.SCORES_COLUMNS`; ``lesions``: one row per lesion (coronary and
+    ``scores``: 7 rows (LAD, LCX, RCA, total, then the non-coronary regions TAC, AV, MV)
+    with the columns of :data:`cacflow.tables.SCORES_COLUMNS` (the tables step keeps the
+    region rows of the sources that provide them, :func:`cacflow.tables.provided_regions`);
+    ``lesions``: one row per lesion (coronary and
     non-coronary) with :data:`cacflow.tables.LESIONS_COLUMNS`.
     """
     if labels.shape != vol.array.shape:
@@ -47,7 +49,7 @@ def score_volume(
             f"{series_uid}: label mask {labels.shape} and image {vol.array.shape} differ"
         )
     lesions = score_lesions(vol.array, vol.geometry, labels, conv)
-    scores = artery_scores(lesions)
+    scores = pd.concat([artery_scores(lesions), region_scores(lesions)], ignore_index=True)
     scores.insert(0, "method", method)
     scores.insert(0, "patient_id", patient_id)
     scores.insert(0, "series_uid", series_uid)

@@ -77,8 +77,41 @@ def with_columns(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
 
 EXTRA_REFERENCE_LABEL = "reference_scores"
 """Method label of a dataset's reference_scores table when annotations provide the reference."""
-ARTERY_ORDER = {"LAD": 0, "LCX": 1, "RCA": 2, "total": 3}
-"""Row order of the arteries of one series in scores.parquet."""
+ARTERY_ORDER = {"LAD": 0, "LCX": 1, "RCA": 2, "total": 3, "TAC": 4, "AV": 5, "MV": 6}
+"""Row order of the arteries (then the non-coronary regions) of one series in scores.parquet."""
+
+
+def provided_regions(settings: dict[str, Any]) -> dict[str, set[str]]:
+    """The non-coronary regions (TAC, AV, MV) each scored source of a dataset provides:
+    the reference those its point annotations use (any row with that label), a method
+    those of its registry entry (``regions``). Score rows of other sources' regions are
+    dropped: a method that never labels the aorta has no aortic score, not a 0."""
+    from cacflow.conventions import REFERENCE_METHOD, REGIONS
+    from cacflow.methods.registry import METHODS
+
+    out: dict[str, set[str]] = {}
+    if settings.get("annotations"):
+        labels = set(read_table(settings["annotations"])["label"].astype(str).str.upper())
+        out[REFERENCE_METHOD] = labels & set(REGIONS)
+    for m in settings.get("methods", []):
+        out[m] = set(METHODS[m].regions) if m in METHODS else set()
+    return out
+
+
+def keep_provided_regions(scores: pd.DataFrame, settings: dict[str, Any]) -> pd.DataFrame:
+    """``scores`` without the region rows (TAC, AV, MV) of sources that do not provide
+    that region (:func:`provided_regions`); rows of other sources are kept as given."""
+    from cacflow.conventions import REGIONS
+
+    provided = provided_regions(settings)
+    is_region = scores["artery"].isin(REGIONS)
+    if not is_region.any():
+        return scores
+    known = scores["method"].isin(provided)
+    allowed = [
+        a in provided.get(m, set()) for m, a in zip(scores["method"], scores["artery"], strict=True)
+    ]
+    return scores[~(is_region & known) | pd.Series(allowed, index=scores.index)]
 
 
 def batch_parts(work: Path, batches: list[str], sources: list[str]) -> dict[str, list[Path]]:
@@ -158,7 +191,7 @@ def build_tables(
         [_concat(scores_parts, SCORES_COLUMNS), *score_tables_from_settings(settings)],
         ignore_index=True,
     )
-    scores = with_columns(scores, SCORES_COLUMNS)
+    scores = keep_provided_regions(with_columns(scores, SCORES_COLUMNS), settings)
     order = {s: i for i, s in enumerate(settings.get("sources", []))}
     scores["_src"] = scores["method"].map(order).fillna(len(order))
     scores["_art"] = scores["artery"].map(ARTERY_ORDER)

@@ -38,6 +38,8 @@ class Method:
     ``feedback``: ``infer`` writes ``<series_uid>_heatmap.nii`` decision-feedback maps
     that the report shows. ``train_rule``: the Snakemake rule that trains it (on demand).
     ``training_domain``: what it learnt from, as the report states it beside its figures.
+    ``regions``: the non-coronary regions (:data:`cacflow.conventions.REGIONS`) its masks
+    label, which get their own scores.parquet rows.
     """
 
     name: str
@@ -51,6 +53,7 @@ class Method:
     conda_env: str = "envs/imaging.yaml"
     training_domain: str = "not stated"
     config_section: str | None = None
+    regions: tuple[str, ...] = ()
     defaults: dict[str, Any] = field(default_factory=dict)
 
     def entry(self, which: str) -> Callable[..., Any]:

@@ -99,7 +99,15 @@ ASIDE_TEXT: dict[str, dict[str, str]] = {
 }
 """Files that leave the flow beside a step (shown when non-zero): ignored, never series."""
 
-ARTERY_TEXT = {"LAD": "LAD (incl. LM)", "LCX": "LCX", "RCA": "RCA", TOTAL: "Total"}
+ARTERY_TEXT = {
+    "LAD": "LAD (incl. LM)",
+    "LCX": "LCX",
+    "RCA": "RCA",
+    TOTAL: "Total",
+    "TAC": "Thoracic aorta (not coronary)",
+    "AV": "Aortic valve (not coronary)",
+    "MV": "Mitral valve (not coronary)",
+}
 
 GLOSSARY: list[tuple[str, str]] = [
     (

@@ -8,8 +8,10 @@ the assignment maximises the number of matches, then minimises the summed distan
 (Hungarian algorithm, ``scipy.optimize.linear_sum_assignment``). Per artery (LAD, LCX,
 RCA) only lesions with the same artery label can match (a LAD lesion labelled LCX counts
 as a miss in LAD and a false positive in LCX, as in seed 002 Table II); for ``total``
-(any coronary calcium) the labels are ignored. Lesions whose artery is not coronary
-(e.g. aortic valve) are left out.
+(any coronary calcium) the labels are ignored and the non-coronary regions stay out.
+The non-coronary regions TAC, AV, MV are scopes of their own where both the method and
+the reference score that region (scores.parquet has their rows); ``OTHER`` calcium is
+left out.
 
 Lesion statistics per method x artery (CIs: percentile bootstrap of series):
 ``lesion_sensitivity`` (matched reference lesions / reference lesions), ``lesion_ppv``,
@@ -36,7 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from cacflow.conventions import ARTERIES, REFERENCE_METHOD, TOTAL
+from cacflow.conventions import ARTERIES, REFERENCE_METHOD, REGIONS, TOTAL
 from cacflow.stats.agreement import TABLE_COLUMNS
 from cacflow.stats.bootstrap import DEFAULT_N_BOOT, bootstrap_sums, percentile_ci
 from cacflow.stats.pairs import ARTERY_ORDER, check_scores, iter_pairs
@@ -133,7 +135,10 @@ def _series_quantities(
     ``ref`` / ``met``: lesions with ``sidx`` (series position 0 .. n_series - 1),
     ``artery``, ``volume_mm3`` and ``x, y, z``.
     """
-    if artery != TOTAL:
+    if artery == TOTAL:  # any coronary calcium: the regions stay out of the total
+        ref = ref[ref["artery"].isin(ARTERIES)]
+        met = met[met["artery"].isin(ARTERIES)]
+    else:
         ref = ref[ref["artery"] == artery]
         met = met[met["artery"] == artery]
     ref = ref.reset_index(drop=True)
@@ -211,7 +216,7 @@ def _lesion_rows(
     names = _lesion_methods(lesions, scores)
     if reference not in names:
         return []
-    coronary = lesions[lesions["artery"].isin(ARTERIES)]
+    coronary = lesions[lesions["artery"].isin(ARTERY_ORDER)]
     if scores is not None:
         wide = check_scores(scores, reference, "agatston")
         uids = wide.series_uid
@@ -242,11 +247,18 @@ def _lesion_rows(
         met = met.assign(sidx=new_index[met["sidx"].to_numpy()])
         n_series = int(used.sum())
         # one set of resamples for all arteries of a method: the scopes share the series
-        x = np.hstack(
-            [_series_quantities(ref_m, met, n_series, radius_mm, a) for a in ARTERY_ORDER]
-        )
-        est = _estimates(x, LESION_STATISTICS, len(ARTERY_ORDER), n_boot, seed)
-        for artery, stats in zip(ARTERY_ORDER, est, strict=True):
+        scopes = [a for a in ARTERY_ORDER if a not in REGIONS]
+        if scores is not None:  # a region only where both sides score it
+            scopes += [
+                r
+                for r in REGIONS
+                if r in wide.arteries
+                and np.isfinite(wide.column(r, reference)).any()
+                and np.isfinite(wide.column(r, method)).any()
+            ]
+        x = np.hstack([_series_quantities(ref_m, met, n_series, radius_mm, a) for a in scopes])
+        est = _estimates(x, LESION_STATISTICS, len(scopes), n_boot, seed)
+        for artery, stats in zip(scopes, est, strict=True):
             rows += [(method, artery, *e, n_series) for e in stats]
     return rows
 

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cacflow.conventions import ARTERIES, REFERENCE_METHOD, TOTAL
+from cacflow.conventions import ARTERIES, REFERENCE_METHOD, REGIONS, TOTAL
 
-ARTERY_ORDER: tuple[str, ...] = (*ARTERIES, TOTAL)
-"""Order of arteries in every statistics table: LAD, LCX, RCA, total."""
+ARTERY_ORDER: tuple[str, ...] = (*ARTERIES, TOTAL, *REGIONS)
+"""Order of arteries in every statistics table: LAD, LCX, RCA, total, then the
+non-coronary regions TAC, AV, MV (where both sides provide them)."""
 
 SCORE_COLUMNS = ("series_uid", "method", "artery")
 
