@@ -6,6 +6,8 @@ an independent implementation (scipy.ndimage) written here for the random phanto
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,6 +28,9 @@ from cacflow.conventions import (
     ScoringConventions,
 )
 from cacflow.volume import Geometry
+
+NO_MIN_AREA = ScoringConventions(min_lesion=MinLesion(area_mm2=0.0))
+"""The engine without the 1 mm² minimum area: these hand phantoms have sub-mm² lesions."""
 
 # 1 mm pixels, 3 mm slices every 3 mm: increment factor 1, pixel area 1 mm^2, voxel 3 mm^3.
 UNIT = Geometry(origin=(0.0, 0.0, 0.0), spacing=(1.0, 1.0, 3.0), slice_thickness_mm=3.0)
@@ -93,7 +98,7 @@ def test_weight_of_an_array_and_custom_edges() -> None:
 def test_weight_band_boundaries_in_a_score(peak: float, expected: int | None) -> None:
     hu = phantom((3, 5, 5), {(1, 2, 2): peak})
     lab = labelled(np.where(hu != BG_HU, 1.0, BG_HU))
-    les = score_lesions(hu, UNIT, lab, ScoringConventions())
+    les = score_lesions(hu, UNIT, lab, NO_MIN_AREA)
     if expected is None:
         assert les.empty
     else:
@@ -113,7 +118,7 @@ def test_weight_uses_the_peak_of_each_slice() -> None:
         (2, 2, 2): 140,
     }
     hu = phantom((3, 5, 5), vox)
-    les = score_lesions(hu, UNIT, labelled(hu), ScoringConventions())
+    les = score_lesions(hu, UNIT, labelled(hu), NO_MIN_AREA)
     assert len(les) == 1
     assert les.loc[0, "agatston"] == pytest.approx(15.0)
     assert les.loc[0, "peak_hu"] == 410
@@ -126,7 +131,7 @@ def test_threshold_decides_what_is_calcium() -> None:
     # three voxels in a row, 120, 125, 135 HU, in one slice; UNIT voxel = 3 mm^3.
     hu = phantom((1, 3, 5), {(0, 1, 1): 120, (0, 1, 2): 125, (0, 1, 3): 135})
     lab = labelled(hu)
-    at130 = score_lesions(hu, UNIT, lab, ScoringConventions())
+    at130 = score_lesions(hu, UNIT, lab, NO_MIN_AREA)
     # only 135 HU: area 1 mm^2 x weight 1 = 1; volume 3 mm^3
     assert at130[["agatston", "volume_mm3", "n_voxels"]].values.tolist() == [[1.0, 3.0, 1]]
     at120 = score_lesions(hu, UNIT, lab, ScoringConventions(threshold_hu=120))
@@ -139,7 +144,7 @@ def test_threshold_decides_what_is_calcium() -> None:
 def test_labelled_voxels_below_threshold_are_not_scored() -> None:
     hu = phantom((1, 4, 4), {(0, 1, 1): 300, (0, 2, 2): 100})
     lab = np.ones(hu.shape, dtype=np.uint8)  # the whole image labelled LAD
-    les = score_lesions(hu, UNIT, lab, ScoringConventions())
+    les = score_lesions(hu, UNIT, lab, NO_MIN_AREA)
     assert les["n_voxels"].tolist() == [1] and les["agatston"].tolist() == [3.0]
 
 
@@ -299,7 +304,8 @@ def test_mass_calibration(calibration: float, mass: float) -> None:
     # voxels 200 + 300 + 500 = 1000 HU; voxel 0.5 x 0.5 x 1.5 = 0.375 mm^3
     g = Geometry((0.0, 0.0, 0.0), (0.5, 0.5, 1.5), slice_thickness_mm=3.0)
     hu = phantom((3, 4, 4), {(1, 1, 1): 200, (1, 1, 2): 300, (1, 2, 2): 500})
-    les = score_lesions(hu, g, labelled(hu), ScoringConventions(mass_calibration=calibration))
+    conv = replace(NO_MIN_AREA, mass_calibration=calibration)  # 0.75 mm^2 lesion
+    les = score_lesions(hu, g, labelled(hu), conv)
     assert les["mass_mg"].tolist() == pytest.approx([mass])
     assert les["volume_mm3"].tolist() == pytest.approx([3 * 0.375])
     # Agatston: one slice, 3 x 0.25 mm^2 x w(500)=4 = 3, x 1.5/3
@@ -329,7 +335,7 @@ def _artery_phantom() -> tuple[np.ndarray, np.ndarray]:
 
 def test_lm_counts_to_lad_and_valves_stay_out_of_totals() -> None:
     hu, lab = _artery_phantom()
-    les = score_lesions(hu, UNIT, lab, ScoringConventions())
+    les = score_lesions(hu, UNIT, lab, NO_MIN_AREA)
     assert list(les.columns) == list(LESION_COLUMNS)
     # sorted by Label value (LAD 1, LCX 2, LM 4, AV 5)
     assert les["label"].tolist() == ["LAD", "LCX", "LM", "AV"]
@@ -357,7 +363,7 @@ def test_artery_groups_are_configurable() -> None:
 
 def test_no_lesions_gives_four_zero_rows() -> None:
     hu = np.full((2, 4, 4), 500.0)  # calcium everywhere, nothing labelled
-    les = score_lesions(hu, UNIT, np.zeros(hu.shape, np.uint8), ScoringConventions())
+    les = score_lesions(hu, UNIT, np.zeros(hu.shape, np.uint8), NO_MIN_AREA)
     assert les.empty and list(les.columns) == list(LESION_COLUMNS)
     art = artery_scores(les)
     assert art["artery"].tolist() == ["LAD", "LCX", "RCA", "total"]
@@ -369,9 +375,9 @@ def test_unknown_label_values_and_shapes_are_refused() -> None:
     lab = labelled(hu)
     lab[0, 1, 1] = 9
     with pytest.raises(ValueError, match="not cacflow Labels"):
-        score_lesions(hu, UNIT, lab, ScoringConventions())
+        score_lesions(hu, UNIT, lab, NO_MIN_AREA)
     with pytest.raises(ValueError, match="shape"):
-        score_lesions(hu, UNIT, lab[:, :2], ScoringConventions())
+        score_lesions(hu, UNIT, lab[:, :2], NO_MIN_AREA)
 
 
 # --- positions ---------------------------------------------------------------------------
@@ -386,7 +392,7 @@ def test_position_is_the_peak_voxel_in_patient_mm() -> None:
         slice_thickness_mm=3.0,
     )
     hu = phantom((4, 6, 6), {(2, 3, 4): 700, (2, 3, 3): 300, (1, 3, 4): 700})
-    les = score_lesions(hu, g, labelled(hu), ScoringConventions())
+    les = score_lesions(hu, g, labelled(hu), NO_MIN_AREA)
     # two voxels share the peak 700: the first in (z, y, x) order, (1, 3, 4), is reported
     x, y, z = les.loc[0, ["x", "y", "z"]]
     assert (x, y, z) == pytest.approx((-10.0 + 4 * 0.5, 20.0 - 3 * 0.8, -300.0 + 1 * 1.5))
@@ -394,8 +400,8 @@ def test_position_is_the_peak_voxel_in_patient_mm() -> None:
 
 def test_integer_and_float_images_score_alike() -> None:
     hu, lab = _artery_phantom()
-    a = score_lesions(hu, UNIT, lab, ScoringConventions())
-    b = score_lesions(hu.astype(np.int16), UNIT, lab, ScoringConventions())
+    a = score_lesions(hu, UNIT, lab, NO_MIN_AREA)
+    b = score_lesions(hu.astype(np.int16), UNIT, lab, NO_MIN_AREA)
     pd.testing.assert_frame_equal(a, b)
 
 
@@ -425,7 +431,7 @@ def test_random_phantom_matches_an_independent_implementation() -> None:
     hu = rng.normal(60, 120, size=(12, 40, 40))
     lab = rng.choice([0, 1, 2, 3, 4, 5], size=hu.shape, p=[0.5, 0.1, 0.1, 0.1, 0.1, 0.1])
     lab = ndimage.median_filter(lab, size=3).astype(np.uint8)  # blobs of one label
-    les = score_lesions(hu, g, lab, ScoringConventions())
+    les = score_lesions(hu, g, lab, NO_MIN_AREA)
     art = artery_scores(les).set_index("artery")
     expected = _independent_agatston(hu, lab, g)
     for artery, value in expected.items():

@@ -104,3 +104,35 @@ def test_version_is_the_installed_distributions() -> None:
     import cacflow
 
     assert cacflow.__version__ == version("cacflow")
+
+
+def _leaves(node: dict, path: str = ""):
+    """(key path, schema node) of every leaf key of the schema (objects are walked)."""
+    node = next((b for b in node.get("oneOf", []) if b.get("type") == "object"), node)
+    props = node.get("properties")
+    if not props:
+        yield path, node
+        return
+    for key, sub in props.items():
+        yield from _leaves(sub, f"{path}.{key}" if path else key)
+
+
+def test_every_config_key_has_a_description() -> None:
+    from cacflow.config import load_schema
+
+    schema = load_schema()
+    leaves = list(_leaves(schema)) + list(_leaves(schema["$defs"]["dataset"], "datasets.*"))
+    assert len(leaves) > 90  # the walk reaches the nested keys
+    missing = [path for path, node in leaves if not node.get("description")]
+    assert missing == []
+
+
+def test_convention_dataclasses_default_to_the_schema() -> None:
+    """The engine's dataclass defaults are the schema's (one home for every default)."""
+    from cacflow.config import default_of
+    from cacflow.conventions import ScoringConventions
+    from cacflow.scorable import ScorableConfig
+
+    assert ScoringConventions.from_config(default_of("scoring")) == ScoringConventions()
+    assert ScorableConfig.from_config(default_of("scorable")) == ScorableConfig()
+    assert default_of("datasets", "*", "resample") == {"thickness_mm": 3.0, "increment_mm": 1.5}

@@ -10,15 +10,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cacflow.conventions import Label, ScoringConventions
+from cacflow.conventions import Label, MinLesion, ScoringConventions
 from cacflow.reference import reference_labels
 from cacflow.score import score_batch, score_volume, write_labels
 from cacflow.tables import LESIONS_COLUMNS, SCORES_COLUMNS
 from cacflow.volume import Geometry, Volume, read_volume, write_volume
 
+NO_MIN_AREA = ScoringConventions(min_lesion=MinLesion(area_mm2=0.0))
+"""The engine without the 1 mm² minimum area: these hand phantoms have sub-mm² lesions."""
+
 # 0.5 mm pixels, 3 mm slices every 1.5 mm: pixel 0.25 mm^2, voxel 0.375 mm^3, factor 0.5
 GEOM = Geometry(origin=(-30.0, -40.0, -200.0), spacing=(0.5, 0.5, 1.5), slice_thickness_mm=3.0)
-CONV = ScoringConventions()
+CONV = NO_MIN_AREA
 
 
 def phantom() -> tuple[Volume, np.ndarray]:

@@ -15,6 +15,9 @@ from cacflow.methods.direct.targets import (
 )
 from cacflow.volume import Geometry
 
+NO_MIN_AREA = ScoringConventions(min_lesion=MinLesion(area_mm2=0.0))
+"""The engine without the 1 mm² minimum area: these hand phantoms have sub-mm² lesions."""
+
 GEOM = Geometry((0.0, 0.0, 0.0), (0.5, 0.5, 1.5), slice_thickness_mm=3.0)
 
 
@@ -47,7 +50,7 @@ def _hand_case() -> tuple[np.ndarray, np.ndarray]:
 
 def test_hand_computed_slice_targets() -> None:
     hu, lab = _hand_case()
-    t = slice_targets(hu, lab, GEOM, ScoringConventions())
+    t = slice_targets(hu, lab, GEOM, NO_MIN_AREA)
     expected = np.array(
         [
             [2 * 2, 0, 0],  # 2 voxels x weight 2
@@ -62,7 +65,7 @@ def test_hand_computed_slice_targets() -> None:
 
 def test_codes_hold_artery_and_weight() -> None:
     hu, lab = _hand_case()
-    codes = weight_codes(hu, lab, GEOM, ScoringConventions())
+    codes = weight_codes(hu, lab, GEOM, NO_MIN_AREA)
     assert codes[0, 1, 2] == 1 * CODE_STRIDE + 2  # LAD (index 0), weight 2
     assert codes[0, 1, 1] == 1 * CODE_STRIDE + 2  # weight of the lesion's slice peak
     assert codes[3, 0, 0] == 3 * CODE_STRIDE + 1  # RCA (index 2), weight 1
@@ -73,7 +76,7 @@ def test_codes_hold_artery_and_weight() -> None:
 
 def test_min_lesion_size_follows_the_engine() -> None:
     hu, lab = _hand_case()
-    conv = ScoringConventions(min_lesion=MinLesion(voxels=3))
+    conv = ScoringConventions(min_lesion=MinLesion(voxels=3, area_mm2=0.0))
     t = slice_targets(hu, lab, GEOM, conv)
     # LAD lesion over slices 0-1 has 3 calcium voxels (kept); RCA has 2 (dropped); LM 3 (kept)
     np.testing.assert_array_equal(t[:, 2], 0.0)
@@ -102,6 +105,6 @@ def test_targets_sum_to_the_engine_scores(connectivity: int) -> None:
 def test_no_labels_no_targets() -> None:
     hu = np.full((3, 5, 5), 600.0, dtype=np.float32)
     lab = np.zeros(hu.shape, dtype=np.uint8)
-    assert not weight_codes(hu, lab, GEOM, ScoringConventions()).any()
+    assert not weight_codes(hu, lab, GEOM, NO_MIN_AREA).any()
     with pytest.raises(ValueError, match="differ in shape"):
-        weight_codes(hu, lab[:2], GEOM, ScoringConventions())
+        weight_codes(hu, lab[:2], GEOM, NO_MIN_AREA)

@@ -271,3 +271,15 @@ def test_not_scorable_series_are_counted_apart(report_inputs: dict[str, Any]) ->
     page = render_report(**(report_inputs | {"scans": scans}))
     assert "1 not scorable" in page
     assert "image noise above scorable.max_noise_hu" in page
+
+
+def test_glossary_renders_the_runs_conventions() -> None:
+    from cacflow.report.html import glossary
+
+    default = dict(glossary({}))
+    assert ">= 130 HU, at least 1 mm²" in default["Agatston score"]
+    assert "LAD counts LAD, LM" in default["Arteries"]
+    custom = {"scoring": {"threshold_hu": 150, "artery_groups": {"LAD": ["LAD"]}}}
+    text = dict(glossary(custom))
+    assert ">= 150 HU" in text["Agatston score"]
+    assert "LAD counts LAD;" not in text["Arteries"] and "LAD counts LAD" in text["Arteries"]

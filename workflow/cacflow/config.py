@@ -45,6 +45,42 @@ def _key(path: Any) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
+def _object_branch(node: dict[str, Any]) -> dict[str, Any]:
+    """The object branch of a ``oneOf`` node (e.g. ``resample``: null or an object)."""
+    return next((b for b in node.get("oneOf", []) if b.get("type") == "object"), node)
+
+
+def schema_defaults(node: dict[str, Any]) -> Any:
+    """The defaults a schema node gives: an object's ``default`` merged with its
+    properties' defaults (recursively; properties without a default are left out), else the
+    node's ``default`` (None when it has none). The schema is the one home of every
+    default; code reads them from here or from the validated config (Snakemake's
+    ``validate`` fills them in)."""
+    node = _object_branch(node)
+    props = node.get("properties")
+    if props is None:
+        return copy.deepcopy(node.get("default"))
+    out = copy.deepcopy(node.get("default") or {})
+    for key, sub in props.items():
+        value = schema_defaults(sub)
+        if value is not None and (value != {} or "default" in sub):
+            out.setdefault(key, value)
+    return out
+
+
+def default_of(*path: str) -> Any:
+    """The schema default of config key ``path``, e.g. ``default_of("direct")`` or
+    ``default_of("datasets", "*", "resample")`` (a dataset block's key)."""
+    schema = load_schema()
+    keys = list(path)
+    node = schema
+    if keys[:2] == ["datasets", "*"]:
+        node, keys = schema["$defs"]["dataset"], keys[2:]
+    for key in keys:
+        node = _object_branch(node)["properties"][key]
+    return schema_defaults(node)
+
+
 def check_schema(config: dict[str, Any], schema: dict[str, Any] | None = None) -> None:
     """Raise :class:`ConfigError` for the first schema violation, naming its key."""
     schema = schema or load_schema()
@@ -209,7 +245,9 @@ def dataset_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
         paths = synthetic_paths(dataset)
         ds.setdefault("dicom_dir", paths["dicom_dir"])
         ds.setdefault("annotations", paths["annotations"])
-    ds.setdefault("resample", {"thickness_mm": 3.0, "increment_mm": 1.5})
+    ds.setdefault("resample", default_of("datasets", "*", "resample"))
+    if ds["resample"] is not None:
+        ds["resample"] = default_of("datasets", "*", "resample") | ds["resample"]
     has_dicom = "dicom_dir" in ds or "manifest" in ds
     settings: dict[str, Any] = {"dataset": dataset, **ds}
     for section in SECTIONS:

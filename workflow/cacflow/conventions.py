@@ -152,7 +152,7 @@ class MinLesion:
     """Minimum lesion size; a lesion must meet every bound that is > 0 to count."""
 
     voxels: int = 1
-    area_mm2: float = 0.0  # largest in-slice cross-section area, mm^2 (config default: 1)
+    area_mm2: float = 1.0  # largest in-slice cross-section area, mm^2 (Agatston: >= 1 mm^2)
     volume_mm3: float = 0.0
 
 

@@ -8,6 +8,7 @@ from snakemake.utils import validate
 from cacflow.config import (
     ConfigError,
     dataset_settings,
+    default_of,
     method_weights,
     put_scripts_on_path,
     insert_arguments,
@@ -106,9 +107,7 @@ def resample_args(wildcards):
     geometry = SETTINGS[wildcards.ds]["resample"]
     if geometry is None:
         return "--native"
-    thickness = geometry.get("thickness_mm", 3.0)
-    increment = geometry.get("increment_mm", 1.5)
-    return f"--thickness {float(thickness)} --increment {float(increment)}"
+    return f"--thickness {float(geometry['thickness_mm'])} --increment {float(geometry['increment_mm'])}"
 
 
 def final_targets(wildcards):
@@ -203,16 +202,7 @@ def study_outputs(wildcards):
 
 # Training of the `direct` method (train.smk)
 
-DIRECT = {
-    "train_dataset": "train",
-    "train_datasets": [],
-    "epochs": 10,
-    "seed": 0,
-    "reg_iterations": 100,
-    "validation_fraction": 0.2,
-    "patience": 3,
-}
-DIRECT |= config.get("direct") or {}
+DIRECT = default_of("direct") | (config.get("direct") or {})
 TRAIN_DATASETS = list(DIRECT["train_datasets"]) or [DIRECT["train_dataset"]]
 
 

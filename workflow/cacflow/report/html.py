@@ -100,7 +100,7 @@ ASIDE_TEXT: dict[str, dict[str, str]] = {
 """Files that leave the flow beside a step (shown when non-zero): ignored, never series."""
 
 ARTERY_TEXT = {
-    "LAD": "LAD (incl. LM)",
+    "LAD": "LAD",
     "LCX": "LCX",
     "RCA": "RCA",
     TOTAL: "Total",
@@ -109,12 +109,29 @@ ARTERY_TEXT = {
     "MV": "Mitral valve (not coronary)",
 }
 
+
+def glossary(conventions: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The glossary, with the run's own conventions (threshold, artery groups, minimum
+    lesion area) rendered from ``conventions['scoring']`` (defaults where not given)."""
+    from cacflow.conventions import ScoringConventions
+
+    conv = ScoringConventions.from_config(conventions.get("scoring") or {})
+    groups = "; ".join(
+        f"{artery} counts {', '.join(labels)}" for artery, labels in conv.artery_groups.items()
+    )
+    agatston = (
+        "Calcium score: per slice, the area of each calcified lesion "
+        f"(>= {conv.threshold_hu:g} HU, at least {conv.min_lesion.area_mm2:g} mm²) times a "
+        "weight of its densest voxel (1-4), summed over the heart."
+    )
+    return [
+        ("Agatston score", agatston),
+        ("Arteries", f"Annotation labels per reported artery: {groups} (scoring.artery_groups)."),
+        *GLOSSARY,
+    ]
+
+
 GLOSSARY: list[tuple[str, str]] = [
-    (
-        "Agatston score",
-        "Calcium score: per slice, the area of each calcified lesion (>= 130 HU) times a "
-        "weight of its densest voxel (1-4), summed over the heart.",
-    ),
     (
         "ICC",
         "Intraclass correlation coefficient ICC(A,1) (two-way model, absolute agreement, single "
@@ -840,7 +857,7 @@ def render_report(
         reference=reference,
         methods=methods,
         toc=toc,
-        glossary=GLOSSARY,
+        glossary=glossary(conventions),
         match_radius_mm=detection_meta.get("match_radius_mm"),
         feedback=[_feedback_item(f) for f in feedback or []],
         **sections,
