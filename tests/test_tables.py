@@ -35,3 +35,18 @@ def test_no_region_rows_without_annotations() -> None:
     assert kept["artery"].tolist() == ROWS  # an unknown source (no settings) keeps its rows
     kept = keep_provided_regions(_scores("direct"), {"methods": ["direct"]})
     assert kept["artery"].tolist() == ["LAD", "LCX", "RCA", "total"]
+
+
+def test_check_table_names_missing_and_mistyped_columns() -> None:
+    import pytest
+
+    from cacflow.contract import SCORES_SCHEMA, check_table
+
+    good = pd.DataFrame({c: [None] for c in SCORES_SCHEMA.names}).assign(
+        series_uid="s", agatston=1.0, n_lesions=2
+    )
+    check_table(good, SCORES_SCHEMA, "scores")  # ints fit a float column, nulls fit any
+    with pytest.raises(ValueError, match=r"scores: missing contract columns \['mass_mg'\]"):
+        check_table(good.drop(columns="mass_mg"), SCORES_SCHEMA, "scores")
+    with pytest.raises(ValueError, match=r"scores: columns of the wrong type: agatston"):
+        check_table(good.assign(agatston="high"), SCORES_SCHEMA, "scores")

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from scipy import ndimage
 
+from cacflow.contract import TABLES as CONTRACT_TABLES
+from cacflow.contract import check_table
 from cacflow.provenance import read_meta
 from cacflow.volume import read_volume
 from wf import REPO, copy_config, run_snakemake
@@ -95,6 +98,8 @@ def test_end_to_end_reference_equals_truth(tiny_run: Path) -> None:
     tmp_path = tiny_run
     cfg = tmp_path / "tiny.yaml"
     res = tmp_path / "results" / "tiny"
+    for name, schema in CONTRACT_TABLES.items():  # every contract table, checked against its schema
+        check_table(pq.read_table(res / f"{name}.parquet"), schema, name)
     for name in ("scans", "scores", "lesions", "agreement", "confusion"):
         assert (res / f"{name}.parquet").exists(), name
         meta = read_meta(res / f"{name}.parquet")

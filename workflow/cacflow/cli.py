@@ -171,7 +171,9 @@ def _convert(a: argparse.Namespace) -> None:
             scans = convert_batch(rows, out, qc, workers=a.workers)
             write_scans(scans, out, qc)
         statuses = scans["status"].tolist()
-    n_ok = sum(s == "ok" for s in statuses)
+    from cacflow.conventions import Status
+
+    n_ok = sum(s == Status.OK for s in statuses)
     print(f"convert: {n_ok} of {len(statuses)} series converted", flush=True)
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from cacflow.calcium import label_components
-from cacflow.conventions import ARTERIES, TOTAL, ConflictRule, Label, ScoringConventions
+from cacflow.conventions import ARTERIES, TOTAL, ConflictRule, Label, ScoringConventions, Status
 from cacflow.tables import SCORES_COLUMNS
 from cacflow.volume import Geometry, Volume
 
@@ -463,7 +463,7 @@ def read_series_boxes(manifest: str | os.PathLike, keys: set[str]) -> pd.DataFra
     rows = pq.read_table(
         manifest, columns=list(_BOX_COLUMNS), filters=[("series_uid", "in", wanted)]
     ).to_pandas()
-    return rows[rows["status"] == "ok"].reset_index(drop=True)
+    return rows[rows["status"] == Status.OK].reset_index(drop=True)
 
 
 def resolve_series(points: pd.DataFrame, boxes: pd.DataFrame) -> pd.DataFrame:
@@ -526,10 +526,10 @@ def unscored_points(
 
     def status(key: str) -> str:
         if key in status_of:
-            ok = status_of[key] == "ok"
+            ok = status_of[key] == Status.OK
             return PointStatus.OUTSIDE_VOLUME if ok else PointStatus.EXCLUDED_SERIES
         if key in by_dicom:
-            ok = "ok" in by_dicom[key]
+            ok = Status.OK in by_dicom[key]
             return PointStatus.OUTSIDE_VOLUME if ok else PointStatus.EXCLUDED_SERIES
         return PointStatus.UNKNOWN_SERIES
 

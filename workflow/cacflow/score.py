@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cacflow.calcium import artery_scores, region_scores, score_lesions
-from cacflow.conventions import Label, ScoringConventions
+from cacflow.conventions import Label, ScoringConventions, Status
 from cacflow.tables import LESIONS_COLUMNS, SCORES_COLUMNS
 from cacflow.volume import Volume, read_volume, write_volume
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 GRID_TOLERANCE_MM = 1e-3
 """Origins and spacings of an image and its label mask closer than this (mm) are equal."""
 
-OK_STATUS = "ok"
+OK_STATUS = Status.OK
 
 
 def score_volume(

@@ -12,44 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-SCANS_COLUMNS = (
-    "series_uid",
-    "dicom_series_uid",
-    "patient_id",
-    "status",
-    "reason",
-    "reason_detail",
-    "slice_thickness_mm",
-    "slice_increment_mm",
-    "pixel_spacing_mm",
-    "n_slices",
-    "kernel",
-    "manufacturer",
-)
-SCORES_COLUMNS = (
-    "series_uid",
-    "patient_id",
-    "method",
-    "artery",
-    "agatston",
-    "volume_mm3",
-    "mass_mg",
-    "n_lesions",
-)
-LESIONS_COLUMNS = (
-    "series_uid",
-    "method",
-    "artery",
-    "label",
-    "agatston",
-    "volume_mm3",
-    "mass_mg",
-    "peak_hu",
-    "n_voxels",
-    "x",
-    "y",
-    "z",
-)
+from cacflow.contract import LESIONS_SCHEMA, SCANS_SCHEMA, SCORES_SCHEMA, TABLES, check_table
+
+SCANS_COLUMNS = tuple(SCANS_SCHEMA.names)
+SCORES_COLUMNS = tuple(SCORES_SCHEMA.names)
+LESIONS_COLUMNS = tuple(LESIONS_SCHEMA.names)
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -215,6 +182,8 @@ def build_tables(
         ("lesions", lesions),
         ("reference_points", points),
     ):
+        if name in TABLES:
+            check_table(df, TABLES[name], f"{name}.parquet")
         write_table(df.reset_index(drop=True), out_dir / f"{name}.parquet", meta)
 
 

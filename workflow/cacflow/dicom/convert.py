@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from cacflow.contract import SCANS_SCHEMA
 from cacflow.conventions import Reason, Status
 from cacflow.dicom.discover import decode_path, discover_rows
 from cacflow.dicom.grouping import REFORMAT_DETAIL, join_details
@@ -62,32 +63,6 @@ __all__ = [
     "convert_series",
     "write_scans",
 ]
-
-SCANS_SCHEMA = pa.schema(
-    [
-        ("series_uid", pa.string()),
-        ("dicom_series_uid", pa.string()),
-        ("patient_id", pa.string()),
-        ("status", pa.string()),
-        ("reason", pa.string()),
-        ("reason_detail", pa.string()),
-        ("modality", pa.string()),
-        ("slice_thickness_mm", pa.float64()),
-        ("slice_increment_mm", pa.float64()),
-        ("pixel_spacing_mm", pa.float64()),
-        ("pixel_spacing_col_mm", pa.float64()),
-        ("n_slices", pa.int64()),
-        ("kernel", pa.string()),
-        ("manufacturer", pa.string()),
-        ("rows", pa.int64()),
-        ("columns", pa.int64()),
-        ("n_files", pa.int64()),
-        ("batch", pa.string()),
-    ]
-)
-"""Columns of ``scans.parquet`` (CONTRACT section 3 plus matrix, file count and batch).
-``n_slices``: images in the series after de-duplication (the volume depth for ok series
-not resampled for tilt); ``pixel_spacing_mm`` is the row spacing."""
 
 SCANS_COLUMNS = tuple(SCANS_SCHEMA.names)
 SCANS_FILE = "scans.parquet"

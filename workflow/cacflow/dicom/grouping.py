@@ -58,7 +58,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.uid import UID, generate_uid
 
-from cacflow.conventions import Reason
+from cacflow.conventions import Reason, Status
 from cacflow.dicom.qc import AXIAL_MAX_ANGLE_DEG, DUPLICATE_POSITION_MM, angle_deg
 from cacflow.dicom.read import SECONDARY_CAPTURE_PREFIX, FileHeader
 
@@ -151,7 +151,7 @@ class SeriesGroup:
     key: GroupKey
     headers: list[FileHeader]
     n_duplicates: int = 0
-    status: str = "ok"
+    status: str = Status.OK.value
     reason: str | None = None
     reason_detail: str | None = None
     key_uid: str = ""  # what the group was keyed by: its SeriesInstanceUID or fallback UID
@@ -285,8 +285,8 @@ def _flag_mixed_geometry(groups: list[SeriesGroup]) -> None:
             and (_interleave(proj[id(g)], proj[id(h)]) or _interleave(proj[id(h)], proj[id(g)]))
         }
         for g in members:
-            if id(g) in mixed and g.status == "ok":
-                g.status, g.reason = "excluded", Reason.INCONSISTENT_GEOMETRY.value
+            if id(g) in mixed and g.status == Status.OK:
+                g.status, g.reason = Status.EXCLUDED.value, Reason.INCONSISTENT_GEOMETRY.value
                 g.reason_detail = join_details(
                     "images of one stack differ in matrix or pixel spacing",
                     FALLBACK_DETAIL if g.dicom_series_uid is None else None,
@@ -336,24 +336,29 @@ def classify(
     image_type = group.key.image_type
     modalities = sorted({h.modality for h in hs})
     if modalities != [CT_MODALITY]:
-        return "excluded", Reason.NOT_CT.value, f"Modality {'/'.join(modalities) or 'missing'}"
+        detail = f"Modality {'/'.join(modalities) or 'missing'}"
+        return Status.EXCLUDED.value, Reason.NOT_CT.value, detail
     types = set(image_type.split("\\"))
     if types & LOCALIZER_TYPES:
-        return "excluded", Reason.LOCALIZER.value, f"ImageType {image_type}"
+        return Status.EXCLUDED.value, Reason.LOCALIZER.value, f"ImageType {image_type}"
     if any(h.sop_class.startswith(SECONDARY_CAPTURE_PREFIX) for h in hs):
-        return "excluded", Reason.DERIVED.value, "secondary capture"
+        return Status.EXCLUDED.value, Reason.DERIVED.value, "secondary capture"
     reformat = is_axial_reformat(group.key)
     if image_type.split("\\")[0] == DERIVED_TYPE and not reformat:
-        return "excluded", Reason.DERIVED.value, f"ImageType {image_type}"
+        return Status.EXCLUDED.value, Reason.DERIVED.value, f"ImageType {image_type}"
     if _is_stray_slice(group, by_key):
-        return "excluded", Reason.LOCALIZER.value, "single image at another orientation"
+        return Status.EXCLUDED.value, Reason.LOCALIZER.value, "single image at another orientation"
     if any(h.n_frames > 1 for h in hs):
         detail = "multi-frame images without per-frame functional groups"
-        return "excluded", Reason.UNSUPPORTED_SYNTAX.value, detail
+        return Status.EXCLUDED.value, Reason.UNSUPPORTED_SYNTAX.value, detail
     bad = sum(h.kind == "unreadable" for h in hs)
     if bad:
-        return "excluded", Reason.UNREADABLE.value, f"{bad} of {n} files truncated"
+        return Status.EXCLUDED.value, Reason.UNREADABLE.value, f"{bad} of {n} files truncated"
     missing = sum(not h.has_pixels for h in hs)
     if missing:
-        return "excluded", Reason.MISSING_PIXELS.value, f"{missing} of {n} files have no PixelData"
-    return "ok", None, (REFORMAT_DETAIL.format(image_type) if reformat else None)
+        return (
+            Status.EXCLUDED,
+            Reason.MISSING_PIXELS.value,
+            f"{missing} of {n} files have no PixelData",
+        )
+    return Status.OK.value, None, (REFORMAT_DETAIL.format(image_type) if reformat else None)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from cacflow.contract import TABLES, check_table
 from cacflow.conventions import REFERENCE_METHOD, schemes_from_config
 from cacflow.provenance import atomic_path, write_table
 from cacflow.tables import read_table, table_meta
@@ -50,6 +51,8 @@ def run_stats(data_dir: Path, settings: dict[str, Any]) -> None:
         "subgroups": subgroups if subgroups is not None else pd.DataFrame({"group_by": []}),
     }
     for name, df in tables.items():
+        if name in TABLES:
+            check_table(df, TABLES[name], f"{name}.parquet")
         write_table(df.reset_index(drop=True), data_dir / f"{name}.parquet", meta)
     csv_dir = data_dir / "tables"
     csv_dir.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cacflow.conventions import Status
+
 DEFAULT_THICKNESS_MM = 3.0
 """Target slice thickness (mm) of the selection when neither config nor resample gives one."""
 
@@ -137,7 +139,7 @@ def select_exams(series: pd.DataFrame, rule: SelectionRule) -> pd.DataFrame:
     thick = pd.to_numeric(df["slice_thickness_mm"], errors="coerce")
     df["_dthick"] = (thick - rule.thickness_mm).abs().fillna(np.inf)
     df["_slices"] = -pd.to_numeric(df["n_slices"], errors="coerce").fillna(0)
-    df["_usable"] = df["status"].eq("ok")
+    df["_usable"] = df["status"].eq(Status.OK)
     keys = ["patient_id", "exam_id"]
     counts = df.groupby(keys, sort=False).agg(
         n_candidates=("series_uid", "size"), n_usable=("_usable", "sum")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cacflow.conventions import REFERENCE_METHOD, schemes_from_config
+from cacflow.conventions import REFERENCE_METHOD, Status, schemes_from_config
 from cacflow.study.cacdrs import cacdrs_a, cacdrs_table
 from cacflow.study.exams import SelectionRule, select_exams
 from cacflow.study.outcomes import OutcomeSpec, kaplan_meier, outcome_table
@@ -202,7 +202,7 @@ def _series(scans: pd.DataFrame, src: pd.DataFrame) -> pd.DataFrame:
     cols += [c for c in ("slice_thickness_mm", "n_slices", "study_uid", "study_days") if c in scans]
     known = scans[cols].copy()
     extra = src.drop_duplicates("series_uid")[["series_uid", "patient_id"]]
-    extra = extra[~extra["series_uid"].isin(known["series_uid"])].assign(status="ok")
+    extra = extra[~extra["series_uid"].isin(known["series_uid"])].assign(status=str(Status.OK))
     out = pd.concat([known, extra], ignore_index=True) if len(extra) else known
     out["series_uid"] = out["series_uid"].astype(str)
     out["patient_id"] = out["patient_id"].astype(str)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cacflow.conventions import Status
 from cacflow.study.timepoints import DAYS_PER_YEAR
 
 HR_LN_CAC = 1.25
@@ -120,7 +121,7 @@ def simulate_cohort(
         {
             "series_uid": uid,
             "patient_id": pid[p_rep[e_rep]],
-            "status": "ok",
+            "status": str(Status.OK),
             "kernel": np.where(second, KERNELS[1], KERNELS[0]),
             "slice_thickness_mm": np.where(second, 1.0, 3.0),
             "n_slices": np.where(second, 300, 100),
