@@ -190,8 +190,9 @@ def insert_arguments(spec: dict[str, Any]) -> list[str]:
     keys left out)."""
     args = ["--background", *(str(b) for b in spec["backgrounds"])]
     args += ["--seeds", *(str(int(s)) for s in spec["seeds"])]
-    args += ["--max-lesions", str(int(spec.get("max_lesions", 8)))]
-    args += ["--fov-mm", *(str(float(f)) for f in spec.get("fov_mm", [0]))]
+    spec = default_of("datasets", "*", "inserted") | spec
+    args += ["--max-lesions", str(int(spec["max_lesions"]))]
+    args += ["--fov-mm", *(str(float(f)) for f in spec["fov_mm"])]
     return args
 
 

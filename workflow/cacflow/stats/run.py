@@ -8,8 +8,9 @@ from typing import Any
 
 import pandas as pd
 
+from cacflow.config import default_of
 from cacflow.contract import TABLES, check_table
-from cacflow.conventions import REFERENCE_METHOD, schemes_from_config
+from cacflow.conventions import schemes_from_config
 from cacflow.provenance import atomic_path, write_table
 from cacflow.tables import read_table, table_meta
 
@@ -18,28 +19,26 @@ def run_stats(data_dir: Path, settings: dict[str, Any]) -> None:
     """Agreement, confusion, detection and subgroup tables (+ CSV copies in tables/)."""
     from cacflow import stats
 
-    st = settings.get("stats") or {}
-    reference = st.get("reference", REFERENCE_METHOD)
+    st = default_of("stats") | (settings.get("stats") or {})
+    reference = st["reference"]
     schemes = schemes_from_config(settings.get("schemes"))
     scores = read_table(data_dir / "scores.parquet")
     scans = read_table(data_dir / "scans.parquet")
     lesions = read_table(data_dir / "lesions.parquet")
     has_ref = reference in set(scores["method"])
-    boot = {"n_boot": st.get("n_boot", 1000), "seed": st.get("seed", 0)}
+    boot = {"n_boot": st["n_boot"], "seed": st["seed"]}
     kw: dict[str, Any] = {"reference": reference}
     if has_ref:
-        agreement = stats.agreement_table(
-            scores, schemes, ba_log=st.get("ba_log", False), **boot, **kw
-        )
+        agreement = stats.agreement_table(scores, schemes, ba_log=st["ba_log"], **boot, **kw)
         confusion = stats.confusion_table(scores, schemes, **kw)
         detection = stats.detection_table(
             lesions,
             scores=scores,
-            match_radius_mm=st.get("match_radius_mm", stats.MATCH_RADIUS_MM),
+            match_radius_mm=st["match_radius_mm"],
             **boot,
             **kw,
         )
-        by = [c for c in st.get("subgroups", []) if c in scans.columns and len(scans)]
+        by = [c for c in st["subgroups"] if c in scans.columns and len(scans)]
         subgroups = stats.subgroup_table(scores, scans, by, schemes, **boot, **kw) if by else None
     else:
         agreement = confusion = detection = subgroups = None

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cacflow.conventions import REFERENCE_METHOD, Status, schemes_from_config
+from cacflow.config import default_of
+from cacflow.conventions import Status, schemes_from_config
 from cacflow.study.cacdrs import cacdrs_a, cacdrs_table
 from cacflow.study.exams import SelectionRule, select_exams
 from cacflow.study.outcomes import OutcomeSpec, kaplan_meier, outcome_table
@@ -62,20 +63,20 @@ class StudyConfig:
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> StudyConfig:
-        st = settings.get("study") or {}
+        st = default_of("study") | (settings.get("study") or {})
         geometry = settings.get("resample") or {}
         outcome = dict(st.get("outcome") or {})
-        outcome.setdefault("n_boot", st.get("n_boot", 200))
-        outcome.setdefault("seed", st.get("seed", 0))
+        outcome.setdefault("n_boot", st["n_boot"])
+        outcome.setdefault("seed", st["seed"])
         return cls(
-            source=st.get("source", REFERENCE_METHOD),
-            categories=st.get("categories", CAC_DRS),
+            source=st["source"],
+            categories=st["categories"],
             selection=SelectionRule.from_config(
                 settings.get("exam_select"), geometry.get("thickness_mm")
             ),
             progression=ProgressionRule.from_config(st.get("progression")),
             outcome=OutcomeSpec.from_config(outcome),
-            ph_check=bool(st.get("ph_check", True)),
+            ph_check=bool(st["ph_check"]),
         )
 
 
