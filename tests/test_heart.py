@@ -104,3 +104,24 @@ def test_convex_hull_fills_a_crescent() -> None:
     assert (hull >= crescent).all()
     assert hull[20, 30] and not crescent[20, 30]  # the bite is filled
     assert not hull[0, 0]
+
+
+def test_saved_heart_is_the_heart_found(real_series, tmp_path) -> None:
+    from cacflow.heart import load_heart, save_heart
+    from cacflow.methods.hu_threshold import predict_mask
+
+    vol = real_series("a0001_5mm_B").volume
+    heart = find_heart(vol)
+    path = tmp_path / "s_heart.npz"
+    save_heart(heart, vol.array.shape, path)
+    again = find_heart(vol, path)
+    for field in ("mask", "factors", "coarse_mm", "fov", "region"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(heart, field))
+    assert again.top_is_first == heart.top_is_first
+    np.testing.assert_array_equal(predict_mask(vol, heart_cache=path), predict_mask(vol))
+    # a file written for another grid is not used; "no heart" is remembered
+    assert load_heart(path, (1, 2, 3)) == (False, None)
+    save_heart(None, vol.array.shape, path)
+    assert load_heart(path, vol.array.shape) == (True, None)
+    assert find_heart(vol, path) is None
+    assert load_heart(tmp_path / "missing.npz", vol.array.shape) == (False, None)

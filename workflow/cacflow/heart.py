@@ -44,6 +44,7 @@ Calcium in the liver is rare; the coronary zone of ``hu-threshold`` is cut at th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cc3d
 import numpy as np
@@ -189,9 +190,55 @@ def coarse_grid(vol: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return factors, spacing * factors, block_mean(np.asarray(vol.array), factors)
 
 
-def find_heart(vol: Volume) -> Heart | None:
+HEART_SUFFIX = "_heart.npz"
+"""``<series_uid>_heart.npz`` beside an analysis volume: its heart, found once by the
+resample step (:func:`save_heart`) and read by every method (``find_heart(vol, cache)``)."""
+
+
+def save_heart(heart: Heart | None, shape: tuple[int, ...], path: Path) -> None:
+    """Write ``heart`` (None: no heart found) of a volume of ``shape`` to ``path`` (.npz,
+    atomically)."""
+    from cacflow.provenance import atomic_path
+
+    arrays: dict[str, np.ndarray] = {"shape": np.asarray(shape, dtype=np.int64)}
+    if heart is not None:
+        arrays |= {
+            "mask": heart.mask,
+            "factors": np.asarray(heart.factors),
+            "coarse_mm": np.asarray(heart.coarse_mm),
+            "fov": heart.fov,
+            "top_is_first": np.asarray(heart.top_is_first),
+            "region": heart.region,
+        }
+    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+
+
+def load_heart(path: Path, shape: tuple[int, ...]) -> tuple[bool, Heart | None]:
+    """``(valid, heart)`` from a :func:`save_heart` file: valid is False when the file is
+    missing or was written for a volume of another shape (then find the heart anew)."""
+    if not Path(path).exists():
+        return False, None
+    with np.load(path) as z:
+        if tuple(int(n) for n in z["shape"]) != tuple(shape):
+            return False, None
+        if "mask" not in z:
+            return True, None
+        heart = Heart(
+            z["mask"], z["factors"], z["coarse_mm"], z["fov"], bool(z["top_is_first"]), z["region"]
+        )
+    return True, heart
+
+
+def find_heart(vol: Volume, cache: Path | None = None) -> Heart | None:
     """The heart of ``vol`` (HU, (z, y, x)) by steps 1-5 of the module docstring; None when
-    no lungs or no mediastinal soft tissue are found."""
+    no lungs or no mediastinal soft tissue are found. ``cache``: a :data:`HEART_SUFFIX`
+    file written for this volume by the resample step; read instead of searching when it
+    exists and fits the volume's shape."""
+    if cache is not None:
+        valid, heart = load_heart(cache, tuple(vol.array.shape))
+        if valid:
+            return heart
     factors, coarse_mm, coarse = coarse_grid(vol)
     fov = field_of_view(np.asarray(vol.array), factors)
     found = heart_mask(coarse, coarse_mm, fov)

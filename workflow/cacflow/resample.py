@@ -113,10 +113,12 @@ def resample_dir(
 ) -> int:
     """Resample every volume of ``in_dir`` into ``out_dir`` (same file names) and judge
     whether each analysis image can be scored (``out_dir/scorable.parquet``, see
-    :mod:`cacflow.scorable`; default limits when ``scorable`` is None).
+    :mod:`cacflow.scorable`; default limits when ``scorable`` is None). The heart found
+    for that is kept beside each volume (``<series_uid>_heart.npz``) for the methods.
 
     ``thickness_mm=None`` keeps the native slices (a copy). Returns the number of volumes.
     """
+    from cacflow.heart import HEART_SUFFIX
     from cacflow.provenance import provenance, write_table
     from cacflow.scorable import SCORABLE_FILE, assess, assessment_table
 
@@ -129,7 +131,7 @@ def resample_dir(
         if thickness_mm is not None:
             vol = slab_resample(vol, thickness_mm, increment_mm or thickness_mm)
         write_volume(vol, out_dir / p.name)
-        verdict = assess(vol, cfg, p.stem, thickness_mm)
+        verdict = assess(vol, cfg, p.stem, thickness_mm, out_dir / f"{p.stem}{HEART_SUFFIX}")
         verdicts.append(verdict)
         print(f"resample: {i}/{len(paths)} {p.stem} {verdict.status}", flush=True)
     meta = provenance(conventions={"scorable": asdict(cfg)})

@@ -29,6 +29,7 @@ the first that fails gives the ``reason`` (a :class:`~cacflow.conventions.Reason
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from cacflow.conventions import Reason, Status
@@ -90,13 +91,19 @@ def native_thickness_mm(vol: Volume) -> float:
 
 
 def assess(
-    vol: Volume, cfg: ScorableConfig, series_uid: str, analysis_mm: float | None
+    vol: Volume,
+    cfg: ScorableConfig,
+    series_uid: str,
+    analysis_mm: float | None,
+    heart_cache: Path | None = None,
 ) -> Assessment:
     """Run checks 1-5 of the module docstring on the analysis image ``vol`` (HU).
 
     ``analysis_mm``: the configured analysis slice thickness (None: native slices kept).
+    ``heart_cache``: where the heart found here is saved for the methods
+    (:func:`cacflow.heart.save_heart`); not written for series that fail check 1.
     """
-    from cacflow.heart import blood_pool_hu, find_heart, noise_hu
+    from cacflow.heart import blood_pool_hu, find_heart, noise_hu, save_heart
 
     native = native_thickness_mm(vol)
     if native > cfg.max_slice_thickness_mm + 1e-6:
@@ -113,6 +120,8 @@ def assess(
             "scored on the native slices, Agatston x increment/3"
         )
     heart = find_heart(vol)
+    if heart_cache is not None:
+        save_heart(heart, tuple(vol.array.shape), heart_cache)
     if heart is None:
         return Assessment(series_uid, Reason.HEART_NOT_FOUND, "no lungs or mediastinum found")
     noise, blood = noise_hu(vol, heart), blood_pool_hu(vol, heart)

@@ -77,12 +77,15 @@ LAD_LCX_BOUNDARY_DEG = -45.0
 """Between -RCA_SECTOR_DEG and this azimuth (deg): LAD; from it to +RCA_SECTOR_DEG: LCX."""
 
 
-def predict_mask(vol: Volume, threshold_hu: float = CALCIUM_THRESHOLD_HU) -> np.ndarray:
+def predict_mask(
+    vol: Volume, threshold_hu: float = CALCIUM_THRESHOLD_HU, heart_cache: Path | None = None
+) -> np.ndarray:
     """Label mask (uint8, (z, y, x), :class:`~cacflow.conventions.Label` values LAD, LCX,
-    RCA; 0 elsewhere) of the coronary calcium of ``vol`` (HU) found by the rules above."""
+    RCA; 0 elsewhere) of the coronary calcium of ``vol`` (HU) found by the rules above.
+    ``heart_cache``: the resample step's heart of this volume (found anew when absent)."""
     hu = np.asarray(vol.array)
     out = np.zeros(hu.shape, dtype=np.uint8)
-    heart = find_heart(vol)
+    heart = find_heart(vol, heart_cache)
     if heart is None:
         return out
     factors = heart.factors
@@ -224,12 +227,14 @@ def infer_dir(
     ``out_dir`` for every analysis volume of ``images``, with the calcium threshold of the
     config section ``scoring``. Returns the number of series."""
     from cacflow.conventions import ScoringConventions
+    from cacflow.heart import HEART_SUFFIX
     from cacflow.score import write_labels
 
     threshold = ScoringConventions.from_config(scoring or {}).threshold_hu
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     n = 0
     for uid, vol in each_volume(images, "infer hu-threshold"):
-        write_labels(predict_mask(vol, threshold), vol, Path(out_dir) / f"{uid}.nii")
+        mask = predict_mask(vol, threshold, Path(images) / f"{uid}{HEART_SUFFIX}")
+        write_labels(mask, vol, Path(out_dir) / f"{uid}.nii")
         n += 1
     return n

@@ -41,6 +41,7 @@ import torch
 from scipy import ndimage
 
 from cacflow.conventions import ARTERIES
+from cacflow.heart import HEART_SUFFIX
 from cacflow.methods.direct.atlas import HeartBox, Transform, raw_to_params, registration_grid
 from cacflow.methods.direct.atlas import transforms_from_params as _transforms
 from cacflow.methods.direct.localise import heart_frame
@@ -126,16 +127,17 @@ def predict_volume(
     keep_density: bool = False,
     transform: Transform | None = None,
     box: HeartBox | None = None,
+    heart_cache: Path | None = None,
 ) -> VolumePrediction:
     """Predict every slice's scores of ``vol`` in its heart box.
 
     The box comes from ``transform`` and ``box`` when given, else from the heart localiser
     (:func:`.localise.heart_frame`), else (no heart found) from atlas registration and the
-    model's atlas heart box.
+    model's atlas heart box. ``heart_cache``: the resample step's heart of ``vol``.
     """
     localiser = "given"
     if transform is None:
-        frame = heart_frame(vol)
+        frame = heart_frame(vol, heart_cache)
         if frame is not None:
             transform, box, localiser = frame.transform, frame.box, "heart"
         else:
@@ -239,7 +241,13 @@ def infer_dir(
         vol = read_volume(path)
         uid = path.stem
         want_map = i <= heatmaps
-        pred = predict_volume(net, vol, batch_slices=batch_slices, keep_density=want_map)
+        pred = predict_volume(
+            net,
+            vol,
+            batch_slices=batch_slices,
+            keep_density=want_map,
+            heart_cache=Path(images) / f"{uid}{HEART_SUFFIX}",
+        )
         rows.append(prediction_rows(uid, pred, vol.geometry))
         regs.append(_registration_row(uid, pred))
         if want_map:

@@ -33,6 +33,7 @@ box's faces, +z superior).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -63,9 +64,10 @@ class HeartFrame:
     box: HeartBox
 
 
-def heart_frame(vol: Volume) -> HeartFrame | None:
-    """The heart box of ``vol`` (HU, (z, y, x)); None when no heart is found."""
-    heart = find_heart(vol)
+def heart_frame(vol: Volume, heart_cache: Path | None = None) -> HeartFrame | None:
+    """The heart box of ``vol`` (HU, (z, y, x)); None when no heart is found.
+    ``heart_cache``: the resample step's heart of this volume (found anew when absent)."""
+    heart = find_heart(vol, heart_cache)
     if heart is None or not heart.mask.any():
         return None
     spacing = tuple(float(s) for s in vol.geometry.spacing)
