@@ -748,6 +748,17 @@ def _feedback_item(f: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _qc_view(qc: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The QC section with its caption numbers formatted; None without pictures."""
+    if not qc or not qc["items"]:
+        return None
+    items = [
+        {**f, "score": fmt(f.get("score"), 1), "reference": fmt(f.get("reference"), 1)}
+        for f in qc["items"]
+    ]
+    return {**qc, "items": items, "n_sampled": sum(not f["outlier"] for f in items)}
+
+
 def _template() -> jinja2.Template:
     """The page template (package data), HTML-escaping every value."""
     text = resources.files("cacflow.report").joinpath(TEMPLATE).read_text(encoding="utf-8")
@@ -773,6 +784,7 @@ def render_report(
     date: str | None = None,
     feedback: Sequence[Mapping[str, Any]] | None = None,
     provenance_rows: Sequence[Sequence[str]] | None = None,
+    qc: Mapping[str, Any] | None = None,
 ) -> str:
     """The report of one dataset as one self-contained HTML page (returned as text).
 
@@ -786,6 +798,7 @@ def render_report(
     ``feedback``: decision-feedback figures of the ``direct`` method
     (:func:`cacflow.report.feedback.feedback_examples`). ``provenance_rows``: (item, text)
     pairs saying what data the report shows and what each method was trained on.
+    ``qc``: the scan QC pictures (:func:`cacflow.report.qc.qc_section`).
     """
     from cacflow import __version__
 
@@ -813,6 +826,8 @@ def render_report(
     toc = [("cohort", "Cohort"), ("scores", "Scores"), ("agreement", "Agreement")]
     if sections["figures"]:
         toc.append(("figures", "Plots per method"))
+    if qc and qc["items"]:
+        toc.append(("qc", "Scan QC pictures"))
     if feedback:
         toc.append(("feedback", "Decision feedback"))
     if sections["subgroups"]:
@@ -835,5 +850,6 @@ def render_report(
         glossary=GLOSSARY,
         match_radius_mm=detection_meta.get("match_radius_mm"),
         feedback=[_feedback_item(f) for f in feedback or []],
+        qc=_qc_view(qc),
         **sections,
     )
