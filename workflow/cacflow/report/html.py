@@ -750,13 +750,13 @@ def _feedback_item(f: Mapping[str, Any]) -> dict[str, Any]:
 
 def _qc_view(qc: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The QC section with its caption numbers formatted; None without pictures."""
-    if not qc or not qc["items"]:
+    if not qc or not qc["pictures"]:
         return None
     items = [
         {**f, "score": fmt(f.get("score"), 1), "reference": fmt(f.get("reference"), 1)}
-        for f in qc["items"]
+        for f in qc["pictures"]
     ]
-    return {**qc, "items": items, "n_sampled": sum(not f["outlier"] for f in items)}
+    return {**qc, "pictures": items, "n_sampled": sum(not f["outlier"] for f in items)}
 
 
 def _template() -> jinja2.Template:
@@ -826,7 +826,7 @@ def render_report(
     toc = [("cohort", "Cohort"), ("scores", "Scores"), ("agreement", "Agreement")]
     if sections["figures"]:
         toc.append(("figures", "Plots per method"))
-    if qc and qc["items"]:
+    if qc and qc["pictures"]:
         toc.append(("qc", "Scan QC pictures"))
     if feedback:
         toc.append(("feedback", "Decision feedback"))

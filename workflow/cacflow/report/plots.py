@@ -288,8 +288,9 @@ def qc_figure(
 
     def outline(ax, mask: np.ndarray, color: str, style: str) -> None:
         if mask.any() and not mask.all():
-            ax.contour(mask.astype(float), levels=[0.5], colors=color, linewidths=1.4,
-                       linestyles=style)
+            ax.contour(
+                mask.astype(float), levels=[0.5], colors=color, linewidths=1.4, linestyles=style
+            )
 
     with rc_context({"font.size": FONT_SIZE - 1}):
         fig = Figure(figsize=(FIGURE_WIDTH_IN * 0.8, 4.0), layout="constrained")
@@ -300,22 +301,31 @@ def qc_figure(
         zoom_ct = ct[rows, cols]
         right.imshow(zoom_ct, **grey)
         shown = np.ma.masked_equal(lab[rows, cols], 0)
-        right.imshow(shown, cmap=cmap, vmin=0.5, vmax=len(Label) + 0.5, alpha=0.75,
-                     interpolation="nearest", aspect=aspect)
+        right.imshow(
+            shown,
+            cmap=cmap,
+            vmin=0.5,
+            vmax=len(Label) + 0.5,
+            alpha=0.75,
+            interpolation="nearest",
+            aspect=aspect,
+        )
         outline(right, h[rows, cols], QC_HEART_COLOR, "-")
         outline(right, ref[rows, cols], QC_REFERENCE_COLOR, "--")
         right.set_title("Zoomed: calcium overlay")
         for ax in (left, right):
             ax.set_xticks([])
             ax.set_yticks([])
-        handles = [Patch(color=QC_LABEL_COLORS[Label(v).name], label=f"method {Label(v).name}")
-                   for v in codes]
+        handles = [
+            Patch(color=QC_LABEL_COLORS[Label(v).name], label=f"method {Label(v).name}")
+            for v in codes
+        ]
         handles.append(Line2D([], [], color=QC_HEART_COLOR, lw=1.4, label="heart region"))
         if reference is not None:
-            handles.append(Line2D([], [], color=QC_REFERENCE_COLOR, lw=1.4, ls="--",
-                                  label="reference calcium"))
+            handles.append(
+                Line2D([], [], color=QC_REFERENCE_COLOR, lw=1.4, ls="--", label="reference calcium")
+            )
         if not codes:
             handles.append(Patch(color="none", label="no method calcium on this slice"))
-        right.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-                     frameon=False)
+        right.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
         return to_data_uri(fig, QC_DPI)

@@ -121,7 +121,9 @@ def outliers(
             cr, cm = categorize(ref, scheme), categorize(met, scheme)
             diff = np.abs(met - ref)
             bad = (cr != cm) | (diff > np.maximum(OUTLIER_MIN_DIFF, OUTLIER_REL_DIFF * ref))
-            for uid, r, v, a, b, d in zip(pair.index[bad], ref[bad], met[bad], cr[bad], cm[bad], diff[bad], strict=True):
+            for uid, r, v, a, b, d in zip(
+                pair.index[bad], ref[bad], met[bad], cr[bad], cm[bad], diff[bad], strict=True
+            ):
                 cats = (
                     f", scheme {scheme.name} {_category_text(scheme, b)} vs "
                     f"{_category_text(scheme, a)}"
@@ -275,7 +277,7 @@ def qc_section(
     scores: pd.DataFrame,
     reference: str = REFERENCE_METHOD,
 ) -> dict[str, Any]:
-    """The report's "Scan QC pictures" section: ``items`` (see :func:`qc_figure_item`),
+    """The report's "Scan QC pictures" section: ``pictures`` (see :func:`qc_figure_item`),
     ``n_outliers``, ``cut_outliers``, ``cut_sample``, ``method``, ``qc_sample``, ``qc_max``
     and the outlier rule's numbers."""
     from cacflow.conventions import schemes_from_config
@@ -287,7 +289,9 @@ def qc_section(
     scheme = schemes.get(OUTLIER_SCHEME, DEFAULT_SCHEMES[OUTLIER_SCHEME])
     method = qc_method(settings)
     sel = choose_scans(scans, scores, method, reference, n_sample, n_max, scheme)
-    where = batch_of(manifest, int(settings.get("batch_size") or 1), [c.series_uid for c in sel.chosen])
+    where = batch_of(
+        manifest, int(settings.get("batch_size") or 1), [c.series_uid for c in sel.chosen]
+    )
     wide = totals(scores)
     items = []
     for c in sel.chosen:
@@ -308,7 +312,7 @@ def qc_section(
             )
         )
     return {
-        "items": items,
+        "pictures": items,
         "method": method,
         "n_outliers": sel.n_outliers,
         "cut_outliers": sel.cut_outliers,
