@@ -167,8 +167,17 @@ def test_page_has_the_section_without_paths(section: dict, report_inputs, tmp_pa
     assert "Series <code>1.4</code>, slice 3 of 8" in body
     assert "hu-threshold 350.0 Agatston vs reference 200.0" in body
     assert "The list was cut at 24 pictures" in body
-    assert "2 outliers and 1 sampled scans are not shown" in body
+    assert "2 outliers and 1 sampled scan not shown" in body
     assert str(tmp_path) not in page and "/work" not in body and ".nii" not in page
     plain = render_report(**report_inputs, qc=section)
     assert "was cut" not in plain
     assert '<section id="qc">' not in render_report(**report_inputs)
+
+
+def test_defaults_are_the_schema_defaults() -> None:
+    from cacflow.config import load_schema
+    from cacflow.report import qc
+
+    keys = load_schema()["properties"]["report"]["properties"]
+    assert keys["qc_sample"]["default"] == qc.QC_SAMPLE
+    assert keys["qc_max"]["default"] == qc.QC_MAX

@@ -4,8 +4,9 @@ The page holds everything inline: CSS in a ``<style>`` element, figures as base6
 scripts, no external fonts or links. It is written for a clinical reader: each section
 starts with one or two sentences saying what the numbers mean.
 
-Privacy: the report shows aggregates only: no patient IDs, no series UIDs, no free-text
-exclusion details (they may hold file paths), and never names or birth dates.
+Privacy: the report shows aggregates only: no patient IDs, no free-text exclusion details
+(they may hold file paths), and never names or birth dates; series UIDs appear only in the
+captions of the per-scan figures (decision feedback, scan QC pictures).
 """
 
 from __future__ import annotations

@@ -240,18 +240,17 @@ QC_LABEL_COLORS: dict[str, str] = {
 neighbour orange; non-coronary labels purple, magenta, brown, grey)."""
 QC_HEART_COLOR = "#ffe119"
 QC_REFERENCE_COLOR = "#42d4f4"
-QC_MARGIN_PX = 24
-"""Pixels kept around the heart and the calcium in the zoomed panel."""
+QC_ZOOM_MARGIN_MM = 25.0
+"""Margin (mm) kept around the slice's calcium (the heart when it has none) in the zoomed
+panel."""
 QC_DPI = 80
 
 
-def _zoom_box(masks: list[np.ndarray], shape: tuple[int, int]) -> tuple[slice, slice]:
-    """Rows and columns around the union of ``masks`` plus :data:`QC_MARGIN_PX`; the whole
-    slice when all are empty."""
-    union = np.zeros(shape, dtype=bool)
-    for m in masks:
-        union |= m
-    return crop_box(union.astype(np.uint8), QC_MARGIN_PX)
+def zoom_box(calcium: np.ndarray, heart: np.ndarray, margin_px: int) -> tuple[slice, slice]:
+    """Rows and columns around ``calcium`` plus ``margin_px``; around ``heart`` when the
+    slice has no calcium; the whole slice when both are empty."""
+    target = calcium if calcium.any() else heart
+    return crop_box(target.astype(np.uint8), margin_px)
 
 
 def qc_figure(
@@ -267,12 +266,13 @@ def qc_figure(
     ``labels``: the method's label mask (:class:`cacflow.conventions.Label` values) and
     ``reference``: the reference's, of the same slice (None: none); ``pixel_mm``: (column,
     row) spacing. Left: the whole slice with the heart outline (yellow); right: the same
-    zoomed to the heart and the calcium, the method's voxels coloured by label
+    zoomed to the calcium (:data:`QC_ZOOM_MARGIN_MM` around it; to the heart when the slice
+    has none; its box drawn on the left), the method's voxels coloured by label
     (:data:`QC_LABEL_COLORS`) and the reference's voxels outlined (cyan).
     """
     from matplotlib.colors import ListedColormap
     from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
+    from matplotlib.patches import Patch, Rectangle
 
     from cacflow.conventions import Label
 
@@ -282,7 +282,8 @@ def qc_figure(
     h = heart.astype(bool) if heart is not None else empty
     lab = labels.astype(np.int16) if labels is not None else np.zeros(ct.shape, np.int16)
     ref = reference > 0 if reference is not None else empty
-    rows, cols = _zoom_box([h, lab > 0, ref], ct.shape)
+    margin = int(round(QC_ZOOM_MARGIN_MM / min(pixel_mm)))
+    rows, cols = zoom_box((lab > 0) | ref, h, margin)
     codes = sorted(int(v) for v in np.unique(lab) if v > 0 and v in Label._value2member_map_)
     cmap = ListedColormap([QC_LABEL_COLORS[Label(v).name] for v in Label])
 
@@ -297,6 +298,17 @@ def qc_figure(
         left, right = fig.subplots(1, 2)
         left.imshow(ct, **grey)
         outline(left, h, QC_HEART_COLOR, "-")
+        left.add_patch(
+            Rectangle(
+                (cols.start - 0.5, rows.start - 0.5),
+                cols.stop - cols.start,
+                rows.stop - rows.start,
+                fill=False,
+                edgecolor="white",
+                lw=0.8,
+                ls=":",
+            )
+        )
         left.set_title("Axial slice, heart region")
         zoom_ct = ct[rows, cols]
         right.imshow(zoom_ct, **grey)

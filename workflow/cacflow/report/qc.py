@@ -289,9 +289,7 @@ def qc_section(
     scheme = schemes.get(OUTLIER_SCHEME, DEFAULT_SCHEMES[OUTLIER_SCHEME])
     method = qc_method(settings)
     sel = choose_scans(scans, scores, method, reference, n_sample, n_max, scheme)
-    where = batch_of(
-        manifest, int(settings.get("batch_size") or 1), [c.series_uid for c in sel.chosen]
-    )
+    where = batch_of(manifest, int(settings["batch_size"]), [c.series_uid for c in sel.chosen])
     wide = totals(scores)
     items = []
     for c in sel.chosen:
