@@ -30,8 +30,8 @@ def _scores(rows: dict[str, dict[str, float]]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _scans(uids: list[str], status: str = "ok") -> pd.DataFrame:
-    return pd.DataFrame({"series_uid": uids, "status": status})
+def _scans(uids: list[str], status: str = "ok", reason: str | None = None) -> pd.DataFrame:
+    return pd.DataFrame({"series_uid": uids, "status": status, "reason": reason})
 
 
 HAND = {
@@ -95,10 +95,21 @@ def test_cap_cuts_outliers_last_and_says_how_many() -> None:
     assert (some.cut_outliers, some.cut_sample) == (0, 1)
 
 
-def test_only_ok_scans_are_chosen() -> None:
-    scans = pd.concat([_scans(["1.2", "1.4"]), _scans(["1.5"], "not_scorable")])
-    sel = choose_scans(scans, _scores(HAND), "hu-threshold", n_sample=4)
-    assert [c.series_uid for c in sel.chosen] == ["1.4", "1.2"]
+def test_outliers_and_sample_are_ok_scans_not_scorable_ones_come_last() -> None:
+    scans = pd.concat(
+        [
+            _scans(["1.2", "1.4"]),
+            _scans(["1.5", "1.8", "1.9"], "not_scorable", "noise"),
+            _scans(["1.6"], "excluded", "localizer"),
+        ]
+    )
+    sel = choose_scans(scans, _scores(HAND), "hu-threshold", n_sample=4, n_not_scorable=2)
+    assert [c.series_uid for c in sel.chosen] == ["1.4", "1.2", "1.5", "1.9"]
+    assert [c.reason for c in sel.chosen] == [None, None, "noise", "noise"]
+    none = choose_scans(scans, _scores(HAND), "hu-threshold", n_not_scorable=0)
+    assert [c.series_uid for c in none.chosen] == ["1.4", "1.2"]
+    cut = choose_scans(scans, _scores(HAND), "hu-threshold", n_max=3, n_not_scorable=2)
+    assert (cut.cut_outliers, cut.cut_sample, cut.cut_not_scorable) == (0, 0, 1)
 
 
 def test_most_calcium_slice_falls_back_to_the_reference() -> None:
@@ -140,17 +151,23 @@ SETTINGS = {"methods": ["direct", "hu-threshold"], "batch_size": 2, "report": {"
 
 @pytest.fixture()
 def section(tmp_path: Path) -> dict:
-    blobs = {"1.1": 2, "1.2": 5, "1.4": 3, "1.5": 6}
+    blobs = {"1.1": 2, "1.2": 5, "1.4": 3, "1.5": 6, "1.9": 1}
     work, manifest = _work(tmp_path, blobs)
-    return qc_section(work, manifest, SETTINGS, _scans(sorted(blobs)), _scores(HAND))
+    scans = pd.concat(
+        [_scans(["1.1", "1.2", "1.4", "1.5"]), _scans(["1.9"], "not_scorable", "noise")]
+    )
+    return qc_section(work, manifest, SETTINGS, scans, _scores(HAND))
 
 
 def test_section_reads_the_chosen_scans_across_batches(section: dict) -> None:
     assert section["method"] == "hu-threshold"  # the first method with voxel labels
     items = section["pictures"]
-    assert [f["series_uid"] for f in items] == ["1.4", "1.2", "1.5", "1.1"]
-    assert [f["slice"] for f in items] == [3, 5, 6, 2]  # the slice with most calcium
-    assert [f["outlier"] for f in items] == [True, True, True, False]
+    assert [f["series_uid"] for f in items] == ["1.4", "1.2", "1.5", "1.1", "1.9"]
+    # the slice with most calcium (the method's; for the not-scorable scan the reference's)
+    assert [f["slice"] for f in items] == [3, 5, 6, 2, 1]
+    assert [f["outlier"] for f in items] == [True, True, True, False, False]
+    assert [f["status"] for f in items][-2:] == ["ok", "not_scorable"]
+    assert items[-1]["reason"] == "noise" and items[-1]["score"] is None
     assert (items[0]["score"], items[0]["reference"]) == (350.0, 200.0)
     assert items[0]["n_slices"] == 8 and items[0]["heart"] is False  # no chest: no heart
     png = base64.b64decode(items[0]["uri"].removeprefix("data:image/png;base64,"))
@@ -158,16 +175,18 @@ def test_section_reads_the_chosen_scans_across_batches(section: dict) -> None:
 
 
 def test_page_has_the_section_without_paths(section: dict, report_inputs, tmp_path: Path) -> None:
-    cut = {**section, "cut_outliers": 2, "cut_sample": 1}
+    cut = {**section, "cut_outliers": 2, "cut_sample": 1, "cut_not_scorable": 0}
     page = render_report(**report_inputs, qc=cut)
     body = page[page.index('<section id="qc">') :]
     body = body[: body.index("</section>")]
-    assert body.count("<img ") == 4
+    assert body.count("<img ") == 5
+    assert "3 outliers, 1 sampled, 1 not scorable" in body
+    assert "not scorable: not scorable: image noise above" in body
     assert 'href="#qc"' in page
     assert "Series <code>1.4</code>, slice 3 of 8" in body
     assert "hu-threshold 350.0 Agatston vs reference 200.0" in body
     assert "The list was cut at 24 pictures" in body
-    assert "2 outliers and 1 sampled scan not shown" in body
+    assert "2 outliers, 1 sampled and 0 not-scorable scans not shown" in body
     assert str(tmp_path) not in page and "/work" not in body and ".nii" not in page
     plain = render_report(**report_inputs, qc=section)
     assert "was cut" not in plain
@@ -181,3 +200,4 @@ def test_defaults_are_the_schema_defaults() -> None:
     keys = load_schema()["properties"]["report"]["properties"]
     assert keys["qc_sample"]["default"] == qc.QC_SAMPLE
     assert keys["qc_max"]["default"] == qc.QC_MAX
+    assert keys["qc_not_scorable"]["default"] == qc.QC_NOT_SCORABLE

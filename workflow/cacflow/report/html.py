@@ -750,14 +750,31 @@ def _feedback_item(f: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _qc_view(qc: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The QC section with its caption numbers formatted; None without pictures."""
+    """The QC section with its caption numbers and reasons formatted; None without
+    pictures."""
     if not qc or not qc["pictures"]:
         return None
     items = [
-        {**f, "score": fmt(f.get("score"), 1), "reference": fmt(f.get("reference"), 1)}
+        {
+            **f,
+            "score": fmt(f.get("score"), 1),
+            "reference": fmt(f.get("reference"), 1),
+            "others": ", ".join(f"{s} {fmt(v, 1)}" for s, v in f.get("others", [])),
+            "reason": REASON_TEXT.get(f.get("reason"), f.get("reason"))
+            if f.get("reason")
+            else None,
+        }
         for f in qc["pictures"]
     ]
-    return {**qc, "pictures": items, "n_sampled": sum(not f["outlier"] for f in items)}
+    n_unscorable = sum(f["status"] != "ok" for f in items)
+    n_out = sum(f["outlier"] for f in items)
+    return {
+        **qc,
+        "pictures": items,
+        "n_shown_outliers": n_out,
+        "n_not_scorable": n_unscorable,
+        "n_sampled": len(items) - n_out - n_unscorable,
+    }
 
 
 def _template() -> jinja2.Template:

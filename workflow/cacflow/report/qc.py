@@ -2,14 +2,15 @@
 
 For each chosen scan, one figure of the axial slice of the analysis image with the most
 calcium labelled by the QC method (the reference's when that method labelled none, the
-heart's largest slice when neither did), the heart-region outline
+middle slice of the heart region when neither did), the heart-region outline
 (:func:`cacflow.heart.find_heart` on the analysis volume) and the calcium overlay: the QC
 method's labelled voxels coloured by artery and the reference's labelled voxels outlined.
 
 Which scans (:func:`choose_scans`): every **outlier** (:func:`outliers`) first, largest
 disagreement first, then a deterministic **sample** of ``report.qc_sample`` scored scans
-spread evenly over the range of scores; at most ``report.qc_max`` in all (the report says
-how many the cap left out).
+spread evenly over the range of scores, then ``report.qc_not_scorable`` not-scorable scans
+(spread over series_uid order; no method overlay, the reason in the caption); at most
+``report.qc_max`` in all, in that order (the report says how many the cap left out).
 
 Outlier rule. With a reference: a scan on which a method's total Agatston score and the
 reference's fall in different categories of scheme :data:`OUTLIER_SCHEME` (A by default:
@@ -54,27 +55,34 @@ CROSS_HIGH = 400.0
 """Without a reference: a scan scored >= this by one source and < :data:`CROSS_LOW` by
 another is an outlier."""
 CROSS_LOW = 10.0
+QC_NOT_SCORABLE = 2
+"""Default of ``report.qc_not_scorable`` (schema): not-scorable scans pictured (middle
+heart slice, no overlay)."""
 REFERENCE_SOURCE = "reference"
 """Folder name of the reference's masks under ``work/labels``."""
 
 
 @dataclass(frozen=True)
 class Chosen:
-    """One scan to picture and why (``outlier: ...`` or ``sample``)."""
+    """One scan to picture and why (``outlier: ...``, ``sample`` or ``not_scorable``);
+    ``reason``: the not-scorable reason code."""
 
     series_uid: str
     why: str
     outlier: bool
+    reason: str | None = None
 
 
 @dataclass
 class Selection:
-    """The scans to picture; ``cut_outliers`` / ``cut_sample``: left out by the cap."""
+    """The scans to picture; ``cut_*``: outliers, sampled and not-scorable scans left
+    out by the cap."""
 
     chosen: list[Chosen] = field(default_factory=list)
     n_outliers: int = 0
     cut_outliers: int = 0
     cut_sample: int = 0
+    cut_not_scorable: int = 0
 
 
 def qc_method(settings: dict[str, Any]) -> str | None:
@@ -165,10 +173,12 @@ def choose_scans(
     n_sample: int = QC_SAMPLE,
     n_max: int = QC_MAX,
     scheme: Scheme = DEFAULT_SCHEMES[OUTLIER_SCHEME],
+    n_not_scorable: int = QC_NOT_SCORABLE,
 ) -> Selection:
     """Every outlier, then ``n_sample`` other ``ok`` scans spread over source ``by``'s
-    scores (the reference's when ``by`` has none; series_uid order when neither), capped at
-    ``n_max`` (outliers kept first)."""
+    scores (the reference's when ``by`` has none; series_uid order when neither), then
+    ``n_not_scorable`` not-scorable scans spread over series_uid order; capped at ``n_max``
+    in that order."""
     ok = set(scans.loc[scans["status"] == Status.OK, "series_uid"])
     out = [c for c in outliers(scores, reference, scheme) if c.series_uid in ok]
     wide = totals(scores)
@@ -178,9 +188,20 @@ def choose_scans(
         score = wide[source].reindex(rest).fillna(-1.0)
         rest = sorted(rest, key=lambda u: (score[u], u))
     picked = [Chosen(u, "sample", False) for u in sample(rest, n_sample)]
-    chosen = (out + picked)[: max(n_max, 0)]
-    n_out = sum(c.outlier for c in chosen)
-    return Selection(chosen, len(out), len(out) - n_out, len(picked) - (len(chosen) - n_out))
+    unscorable = scans[scans["status"] == Status.NOT_SCORABLE].sort_values("series_uid")
+    why = unscorable["reason"] if "reason" in unscorable else [None] * len(unscorable)
+    reasons = dict(zip(unscorable["series_uid"], why, strict=True))
+    shown = [
+        Chosen(u, "not_scorable", False, reasons[u]) for u in sample(list(reasons), n_not_scorable)
+    ]
+    every = out + picked + shown
+    chosen = every[: max(n_max, 0)]
+    kept = {c.series_uid for c in chosen}
+
+    def cut(group: list[Chosen]) -> int:
+        return sum(c.series_uid not in kept for c in group)
+
+    return Selection(chosen, len(out), cut(out), cut(picked), cut(shown))
 
 
 def batch_of(manifest: Path, batch_size: int, uids: Sequence[str]) -> dict[str, str]:
@@ -211,10 +232,13 @@ def most_calcium_slice(*masks: np.ndarray | None) -> int | None:
 
 
 def heart_slice(heart_mask: np.ndarray | None, n_slices: int) -> int:
-    """The heart's largest axial slice; the middle slice without a heart."""
+    """The middle axial slice of the heart's z extent (not its largest slice: in
+    non-contrast CT the mask's widest slices may be the liver dome, see
+    :mod:`cacflow.heart`); the middle slice of the volume without a heart."""
     if heart_mask is None or not heart_mask.any():
         return n_slices // 2
-    return int(np.argmax(heart_mask.sum(axis=(1, 2))))
+    ks = np.flatnonzero(heart_mask.any(axis=(1, 2)))
+    return int((ks[0] + ks[-1]) // 2)
 
 
 def qc_figure_item(
@@ -227,13 +251,15 @@ def qc_figure_item(
     reference: str,
 ) -> dict[str, Any]:
     """One QC picture and its caption facts (``series_uid``, ``slice``, ``n_slices``,
-    ``why``, ``outlier``, ``method``, ``score``, ``reference``, ``heart``, ``uri``)."""
+    ``why``, ``outlier``, ``status``, ``reason``, ``others`` ((source, total) of the
+    other sources), ``method``, ``score``, ``reference``, ``heart``, ``uri``)."""
     from cacflow.heart import find_heart
     from cacflow.report.plots import qc_figure
     from cacflow.volume import read_volume
 
     image = read_volume(image_path)
-    labels = _read(method_mask) if method_mask else None
+    scorable = chosen.reason is None
+    labels = _read(method_mask) if method_mask and scorable else None
     ref = _read(reference_mask) if reference_mask else None
     heart = find_heart(image)
     heart_mask = heart.full_mask(image.array.shape) if heart is not None else None
@@ -255,6 +281,13 @@ def qc_figure_item(
         "n_slices": int(image.array.shape[0]),
         "why": chosen.why,
         "outlier": chosen.outlier,
+        "status": "ok" if scorable else "not_scorable",
+        "reason": chosen.reason,
+        "others": [
+            (s, v)
+            for s in wide.columns
+            if s not in (method, reference) and (v := total(s)) is not None
+        ],
         "method": method,
         "score": total(method),
         "reference": total(reference),
@@ -285,10 +318,11 @@ def qc_section(
     conf = settings.get("report") or {}
     n_sample = int(conf.get("qc_sample", QC_SAMPLE))
     n_max = int(conf.get("qc_max", QC_MAX))
+    n_unscorable = int(conf.get("qc_not_scorable", QC_NOT_SCORABLE))
     schemes = schemes_from_config(settings.get("schemes"))
     scheme = schemes.get(OUTLIER_SCHEME, DEFAULT_SCHEMES[OUTLIER_SCHEME])
     method = qc_method(settings)
-    sel = choose_scans(scans, scores, method, reference, n_sample, n_max, scheme)
+    sel = choose_scans(scans, scores, method, reference, n_sample, n_max, scheme, n_unscorable)
     where = batch_of(manifest, int(settings["batch_size"]), [c.series_uid for c in sel.chosen])
     wide = totals(scores)
     items = []
@@ -315,6 +349,8 @@ def qc_section(
         "n_outliers": sel.n_outliers,
         "cut_outliers": sel.cut_outliers,
         "cut_sample": sel.cut_sample,
+        "cut_not_scorable": sel.cut_not_scorable,
+        "qc_not_scorable": n_unscorable,
         "qc_sample": n_sample,
         "qc_max": n_max,
         "scheme": scheme.name,
