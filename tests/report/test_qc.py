@@ -181,7 +181,7 @@ def test_page_has_the_section_without_paths(section: dict, report_inputs, tmp_pa
     body = body[: body.index("</section>")]
     assert body.count("<img ") == 5
     assert "3 outliers, 1 sampled, 1 not scorable" in body
-    assert "not scorable: not scorable: image noise above" in body
+    assert "not scorable: image noise above" in body
     assert 'href="#qc"' in page
     assert "Series <code>1.4</code>, slice 3 of 8" in body
     assert "hu-threshold 350.0 Agatston vs reference 200.0" in body

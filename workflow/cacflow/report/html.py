@@ -749,6 +749,12 @@ def _feedback_item(f: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _unscorable_text(reason: str | None) -> str:
+    """``not scorable: <why>`` of a not-scorable reason code."""
+    text = REASON_TEXT.get(reason or "", reason or "reason not given")
+    return text if text.startswith("not scorable") else f"not scorable: {text}"
+
+
 def _qc_view(qc: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The QC section with its caption numbers and reasons formatted; None without
     pictures."""
@@ -760,9 +766,7 @@ def _qc_view(qc: Mapping[str, Any] | None) -> dict[str, Any] | None:
             "score": fmt(f.get("score"), 1),
             "reference": fmt(f.get("reference"), 1),
             "others": ", ".join(f"{s} {fmt(v, 1)}" for s, v in f.get("others", [])),
-            "reason": REASON_TEXT.get(f.get("reason"), f.get("reason"))
-            if f.get("reason")
-            else None,
+            "reason": _unscorable_text(f.get("reason")) if f["status"] != "ok" else None,
         }
         for f in qc["pictures"]
     ]
