@@ -338,6 +338,7 @@ def qc_figure(
                 Line2D([], [], color=QC_REFERENCE_COLOR, lw=1.4, ls="--", label="reference calcium")
             )
         if not codes:
-            handles.append(Patch(color="none", label="no method calcium on this slice"))
+            none = "no method labels" if labels is None else "no method calcium on this slice"
+            handles.append(Patch(color="none", label=none))
         right.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
         return to_data_uri(fig, QC_DPI)
