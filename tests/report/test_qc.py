@@ -201,3 +201,12 @@ def test_defaults_are_the_schema_defaults() -> None:
     assert keys["qc_sample"]["default"] == qc.QC_SAMPLE
     assert keys["qc_max"]["default"] == qc.QC_MAX
     assert keys["qc_not_scorable"]["default"] == qc.QC_NOT_SCORABLE
+
+
+def test_missing_volumes_are_said_not_hidden(tmp_path: Path, report_inputs) -> None:
+    work, _ = _work(tmp_path, {"1.2": 1})
+    scans = _scans(["1.2"])
+    got = qc_section(work, tmp_path / "gone.parquet", SETTINGS, scans, _scores(HAND))
+    assert got["pictures"] == [] and got["missing"] == 1
+    page = render_report(**report_inputs, qc=got)
+    assert "1 chosen scan could not be pictured" in page

@@ -440,7 +440,7 @@ def _report(a: argparse.Namespace) -> None:
     from cacflow.report.run import write_report
 
     feedback = tuple(_existing_dir(d) for d in a.feedback) if a.feedback else None
-    qc = (_existing_dir(a.qc[0]), a.qc[1]) if a.qc else None
+    qc = (a.qc[0], a.qc[1]) if a.qc else None  # missing volumes: fewer pictures, said so
     write_report(_existing_dir(a.data_dir), a.settings, a.out, feedback, qc)
 
 

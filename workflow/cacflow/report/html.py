@@ -758,7 +758,7 @@ def _unscorable_text(reason: str | None) -> str:
 def _qc_view(qc: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The QC section with its caption numbers and reasons formatted; None without
     pictures."""
-    if not qc or not qc["pictures"]:
+    if not qc or not (qc["pictures"] or qc.get("missing")):
         return None
     items = [
         {
@@ -848,7 +848,7 @@ def render_report(
     toc = [("cohort", "Cohort"), ("scores", "Scores"), ("agreement", "Agreement")]
     if sections["figures"]:
         toc.append(("figures", "Plots per method"))
-    if qc and qc["pictures"]:
+    if _qc_view(qc):
         toc.append(("qc", "Scan QC pictures"))
     if feedback:
         toc.append(("feedback", "Decision feedback"))

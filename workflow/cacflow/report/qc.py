@@ -311,8 +311,9 @@ def qc_section(
     reference: str = REFERENCE_METHOD,
 ) -> dict[str, Any]:
     """The report's "Scan QC pictures" section: ``pictures`` (see :func:`qc_figure_item`),
-    ``n_outliers``, ``cut_outliers``, ``cut_sample``, ``method``, ``qc_sample``, ``qc_max``
-    and the outlier rule's numbers."""
+    ``n_outliers``, ``cut_outliers``, ``cut_sample``, ``missing`` (chosen scans whose
+    volume was not found, e.g. a work folder cleaned after the run), ``method``,
+    ``qc_sample``, ``qc_max`` and the outlier rule's numbers."""
     from cacflow.conventions import schemes_from_config
 
     conf = settings.get("report") or {}
@@ -323,7 +324,8 @@ def qc_section(
     scheme = schemes.get(OUTLIER_SCHEME, DEFAULT_SCHEMES[OUTLIER_SCHEME])
     method = qc_method(settings)
     sel = choose_scans(scans, scores, method, reference, n_sample, n_max, scheme, n_unscorable)
-    where = batch_of(manifest, int(settings["batch_size"]), [c.series_uid for c in sel.chosen])
+    uids = [c.series_uid for c in sel.chosen]
+    where = batch_of(manifest, int(settings["batch_size"]), uids) if manifest.exists() else {}
     wide = totals(scores)
     items = []
     for c in sel.chosen:
@@ -350,6 +352,7 @@ def qc_section(
         "cut_outliers": sel.cut_outliers,
         "cut_sample": sel.cut_sample,
         "cut_not_scorable": sel.cut_not_scorable,
+        "missing": len(sel.chosen) - len(items),
         "qc_not_scorable": n_unscorable,
         "qc_sample": n_sample,
         "qc_max": n_max,
