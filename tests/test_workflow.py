@@ -110,6 +110,10 @@ def test_end_to_end_reference_equals_truth(tiny_run: Path) -> None:
     feedback = page[page.index('<section id="feedback">') :]
     feedback = feedback[: feedback.index("</section>")]
     assert feedback.count("<img ") == 3  # the first batch's decision-feedback maps
+    qc = page[page.index('<section id="qc">') :]
+    qc = qc[: qc.index("</section>")]
+    assert 1 <= qc.count("<img ") <= 6  # outliers + a sample of 4 of the 6 scans
+    assert "Scan QC pictures" in qc and str(tmp_path) not in page and ".nii" not in page
 
     scans = pd.read_parquet(res / "scans.parquet")
     assert scans["series_uid"].is_unique

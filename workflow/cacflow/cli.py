@@ -427,6 +427,14 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
         help="analysis volumes and `direct` predictions (with *_heatmap.nii) of one batch: "
         "adds decision-feedback figures",
     )
+    p.add_argument(
+        "--qc",
+        type=Path,
+        nargs=2,
+        metavar=("WORK_DIR", "MANIFEST"),
+        help="the dataset's work folder (results/<ds>/work) and series manifest: adds the scan "
+        "QC pictures (volumes and masks of the chosen scans are found by their batch)",
+    )
     p.set_defaults(handler=_report)
 
 
@@ -434,7 +442,8 @@ def _report(a: argparse.Namespace) -> None:
     from cacflow.report.run import write_report
 
     feedback = tuple(_existing_dir(d) for d in a.feedback) if a.feedback else None
-    write_report(_existing_dir(a.data_dir), a.settings, a.out, feedback)
+    qc = (a.qc[0], a.qc[1]) if a.qc else None  # missing volumes: fewer pictures, said so
+    write_report(_existing_dir(a.data_dir), a.settings, a.out, feedback, qc)
 
 
 # --- train-direct ------------------------------------------------------------------------

@@ -30,7 +30,17 @@ INPUT_PATH_KEYS = (
     "timepoints",
     "clinical",
 )
-SECTIONS = ("methods", "qc", "scorable", "scoring", "schemes", "stats", "study", "batch_size")
+SECTIONS = (
+    "methods",
+    "qc",
+    "scorable",
+    "scoring",
+    "schemes",
+    "stats",
+    "study",
+    "report",
+    "batch_size",
+)
 
 
 class ConfigError(ValueError):

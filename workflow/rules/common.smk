@@ -181,6 +181,14 @@ def feedback_dirs(wildcards):
     return [f"results/{ds}/work/resampled/{b}", f"results/{ds}/work/labels/{m}/{b}"]
 
 
+def qc_args(wildcards):
+    """Where the report finds the scan QC pictures' volumes and masks: the work folder and
+    the manifest (batch of each chosen scan); the tables, already inputs, come after them."""
+    if not SETTINGS[wildcards.ds]["has_dicom"]:
+        return ""
+    return f"--qc results/{wildcards.ds}/work {manifest_path(wildcards)}"
+
+
 # Study tables (study.smk)
 
 

@@ -27,6 +27,7 @@ rule report:
         feedback=lambda wildcards, input: (
             "--feedback " + " ".join(input.feedback) if input.feedback else ""
         ),
+        qc=qc_args,
     threads: 1
     resources:
         mem_mb=4000,
@@ -35,4 +36,4 @@ rule report:
         "../../envs/stats.yaml"
     shell:
         "cacflow report results/{wildcards.ds} --settings {params.settings:q} "
-        "--out {output} {params.feedback} > {log} 2>&1"
+        "--out {output} {params.feedback} {params.qc} > {log} 2>&1"

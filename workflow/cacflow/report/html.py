@@ -4,8 +4,9 @@ The page holds everything inline: CSS in a ``<style>`` element, figures as base6
 scripts, no external fonts or links. It is written for a clinical reader: each section
 starts with one or two sentences saying what the numbers mean.
 
-Privacy: the report shows aggregates only: no patient IDs, no series UIDs, no free-text
-exclusion details (they may hold file paths), and never names or birth dates.
+Privacy: the report shows aggregates only: no patient IDs, no free-text exclusion details
+(they may hold file paths), and never names or birth dates; series UIDs appear only in the
+captions of the per-scan figures (decision feedback, scan QC pictures).
 """
 
 from __future__ import annotations
@@ -773,6 +774,38 @@ def _feedback_item(f: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _unscorable_text(reason: str | None) -> str:
+    """``not scorable: <why>`` of a not-scorable reason code."""
+    text = REASON_TEXT.get(reason or "", reason or "reason not given")
+    return text if text.startswith("not scorable") else f"not scorable: {text}"
+
+
+def _qc_view(qc: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The QC section with its caption numbers and reasons formatted; None without
+    pictures."""
+    if not qc or not (qc["pictures"] or qc.get("missing")):
+        return None
+    items = [
+        {
+            **f,
+            "score": fmt(f.get("score"), 1),
+            "reference": fmt(f.get("reference"), 1),
+            "others": ", ".join(f"{s} {fmt(v, 1)}" for s, v in f.get("others", [])),
+            "reason": _unscorable_text(f.get("reason")) if f["status"] != "ok" else None,
+        }
+        for f in qc["pictures"]
+    ]
+    n_unscorable = sum(f["status"] != "ok" for f in items)
+    n_out = sum(f["outlier"] for f in items)
+    return {
+        **qc,
+        "pictures": items,
+        "n_shown_outliers": n_out,
+        "n_not_scorable": n_unscorable,
+        "n_sampled": len(items) - n_out - n_unscorable,
+    }
+
+
 def _template() -> jinja2.Template:
     """The page template (package data), HTML-escaping every value."""
     text = resources.files("cacflow.report").joinpath(TEMPLATE).read_text(encoding="utf-8")
@@ -798,6 +831,7 @@ def render_report(
     date: str | None = None,
     feedback: Sequence[Mapping[str, Any]] | None = None,
     provenance_rows: Sequence[Sequence[str]] | None = None,
+    qc: Mapping[str, Any] | None = None,
 ) -> str:
     """The report of one dataset as one self-contained HTML page (returned as text).
 
@@ -811,6 +845,7 @@ def render_report(
     ``feedback``: decision-feedback figures of the ``direct`` method
     (:func:`cacflow.report.feedback.feedback_examples`). ``provenance_rows``: (item, text)
     pairs saying what data the report shows and what each method was trained on.
+    ``qc``: the scan QC pictures (:func:`cacflow.report.qc.qc_section`).
     """
     from cacflow import __version__
 
@@ -838,6 +873,8 @@ def render_report(
     toc = [("cohort", "Cohort"), ("scores", "Scores"), ("agreement", "Agreement")]
     if sections["figures"]:
         toc.append(("figures", "Plots per method"))
+    if _qc_view(qc):
+        toc.append(("qc", "Scan QC pictures"))
     if feedback:
         toc.append(("feedback", "Decision feedback"))
     if sections["subgroups"]:
@@ -860,5 +897,6 @@ def render_report(
         glossary=glossary(conventions),
         match_radius_mm=detection_meta.get("match_radius_mm"),
         feedback=[_feedback_item(f) for f in feedback or []],
+        qc=_qc_view(qc),
         **sections,
     )

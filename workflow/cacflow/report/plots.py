@@ -40,11 +40,11 @@ DARK_CELL = 0.55
 """Heatmap cells with a row share above this get white text."""
 
 
-def to_data_uri(fig: Figure) -> str:
-    """Render ``fig`` to PNG and return it as a base64 data URI."""
+def to_data_uri(fig: Figure, dpi: int = DPI) -> str:
+    """Render ``fig`` to PNG (``dpi`` dots per inch) and return it as a base64 data URI."""
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -221,3 +221,124 @@ def feedback_figure(ct: np.ndarray, heat: np.ndarray, pixel_mm: tuple[float, flo
             ax.set_xlabel("mm")
         left.set_ylabel("mm")
         return to_data_uri(fig)
+
+
+QC_WINDOW_HU = (-200.0, 800.0)
+"""Grey-level window of the scan QC pictures (HU; W 1000 / L 300): soft tissue grey,
+calcium white."""
+QC_LABEL_COLORS: dict[str, str] = {
+    "LAD": "#e6194b",
+    "LM": "#f58231",
+    "LCX": "#4363d8",
+    "RCA": "#3cb44b",
+    "AV": "#911eb4",
+    "MV": "#f032e6",
+    "TAC": "#9a6324",
+    "OTHER": "#808080",
+}
+"""Overlay colour of each :class:`cacflow.conventions.Label` (LM drawn with the LAD's
+neighbour orange; non-coronary labels purple, magenta, brown, grey)."""
+QC_HEART_COLOR = "#ffe119"
+QC_REFERENCE_COLOR = "#42d4f4"
+QC_ZOOM_MARGIN_MM = 25.0
+"""Margin (mm) kept around the slice's calcium (the heart when it has none) in the zoomed
+panel."""
+QC_DPI = 80
+
+
+def zoom_box(calcium: np.ndarray, heart: np.ndarray, margin_px: int) -> tuple[slice, slice]:
+    """Rows and columns around ``calcium`` plus ``margin_px``; around ``heart`` when the
+    slice has no calcium; the whole slice when both are empty."""
+    target = calcium if calcium.any() else heart
+    return crop_box(target.astype(np.uint8), margin_px)
+
+
+def qc_figure(
+    ct: np.ndarray,
+    heart: np.ndarray | None,
+    labels: np.ndarray | None,
+    reference: np.ndarray | None,
+    pixel_mm: tuple[float, float],
+) -> str:
+    """One axial slice as a scan QC picture (data URI).
+
+    ``ct``: HU (y, x); ``heart``: heart-region mask of the slice (None: no heart found);
+    ``labels``: the method's label mask (:class:`cacflow.conventions.Label` values) and
+    ``reference``: the reference's, of the same slice (None: none); ``pixel_mm``: (column,
+    row) spacing. Left: the whole slice with the heart outline (yellow); right: the same
+    zoomed to the calcium (:data:`QC_ZOOM_MARGIN_MM` around it; to the heart when the slice
+    has none; its box drawn on the left), the method's voxels coloured by label
+    (:data:`QC_LABEL_COLORS`) and the reference's voxels outlined (cyan).
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch, Rectangle
+
+    from cacflow.conventions import Label
+
+    aspect = pixel_mm[1] / pixel_mm[0]
+    grey = {"cmap": "gray", "vmin": QC_WINDOW_HU[0], "vmax": QC_WINDOW_HU[1], "aspect": aspect}
+    empty = np.zeros(ct.shape, dtype=bool)
+    h = heart.astype(bool) if heart is not None else empty
+    lab = labels.astype(np.int16) if labels is not None else np.zeros(ct.shape, np.int16)
+    ref = reference > 0 if reference is not None else empty
+    margin = int(round(QC_ZOOM_MARGIN_MM / min(pixel_mm)))
+    rows, cols = zoom_box((lab > 0) | ref, h, margin)
+    codes = sorted(int(v) for v in np.unique(lab) if v > 0 and v in Label._value2member_map_)
+    cmap = ListedColormap([QC_LABEL_COLORS[Label(v).name] for v in Label])
+
+    def outline(ax, mask: np.ndarray, color: str, style: str) -> None:
+        if mask.any() and not mask.all():
+            ax.contour(
+                mask.astype(float), levels=[0.5], colors=color, linewidths=1.4, linestyles=style
+            )
+
+    with rc_context({"font.size": FONT_SIZE - 1}):
+        fig = Figure(figsize=(FIGURE_WIDTH_IN * 0.8, 4.0), layout="constrained")
+        left, right = fig.subplots(1, 2)
+        left.imshow(ct, **grey)
+        outline(left, h, QC_HEART_COLOR, "-")
+        left.add_patch(
+            Rectangle(
+                (cols.start - 0.5, rows.start - 0.5),
+                cols.stop - cols.start,
+                rows.stop - rows.start,
+                fill=False,
+                edgecolor="white",
+                lw=0.8,
+                ls=":",
+            )
+        )
+        left.set_title("Axial slice, heart region")
+        zoom_ct = ct[rows, cols]
+        right.imshow(zoom_ct, **grey)
+        shown = np.ma.masked_equal(lab[rows, cols], 0)
+        right.imshow(
+            shown,
+            cmap=cmap,
+            vmin=0.5,
+            vmax=len(Label) + 0.5,
+            alpha=0.75,
+            interpolation="nearest",
+            aspect=aspect,
+        )
+        outline(right, h[rows, cols], QC_HEART_COLOR, "-")
+        outline(right, ref[rows, cols], QC_REFERENCE_COLOR, "--")
+        right.set_title("Zoomed: calcium overlay")
+        for ax in (left, right):
+            ax.set_xticks([])
+            ax.set_yticks([])
+        handles = [
+            Patch(color=QC_LABEL_COLORS[Label(v).name], label=f"method {Label(v).name}")
+            for v in codes
+        ]
+        handles.append(Line2D([], [], color=QC_HEART_COLOR, lw=1.4, label="heart region"))
+        if reference is not None:
+            handles.append(
+                Line2D([], [], color=QC_REFERENCE_COLOR, lw=1.4, ls="--", label="reference calcium")
+            )
+        if not codes:
+            none = "no method labels" if labels is None else "no method calcium on this slice"
+            handles.append(Patch(color="none", label=none))
+        right.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+        return to_data_uri(fig, QC_DPI)

@@ -46,9 +46,12 @@ def write_report(
     settings: dict[str, Any],
     out: Path,
     feedback_dirs: tuple[Path, Path] | None = None,
+    qc_inputs: tuple[Path, Path] | None = None,
 ) -> None:
     """Render ``report.html`` from a dataset's tables; ``feedback_dirs`` (analysis volumes,
-    ``direct`` predictions of one batch) add the decision-feedback figures."""
+    ``direct`` predictions of one batch) add the decision-feedback figures, ``qc_inputs``
+    (the dataset's work folder and manifest) the scan QC pictures
+    (:mod:`cacflow.report.qc`)."""
     from cacflow.methods.registry import METHODS
     from cacflow.report import render_report
     from cacflow.report.feedback import feedback_examples, feedback_pairs
@@ -71,10 +74,17 @@ def write_report(
     scores = table("scores")
     pairs = feedback_pairs(*feedback_dirs) if feedback_dirs else []
     with_maps = [m for m in settings.get("methods", []) if m in METHODS and METHODS[m].feedback]
+    scans = table("scans")
+    if qc_inputs:
+        from cacflow.report.qc import qc_section
+
+        qc = qc_section(*qc_inputs, settings, scans, scores, reference)
+    else:
+        qc = None
     html = render_report(
         dataset=settings["dataset"],
         reference=reference,
-        scans=table("scans"),
+        scans=scans,
         scores=scores,
         agreement=table("agreement"),
         confusion=table("confusion"),
@@ -88,6 +98,7 @@ def write_report(
         if pairs and with_maps
         else [],
         provenance_rows=provenance_rows(settings),
+        qc=qc,
     )
     from cacflow.study.run import study_enabled
 
