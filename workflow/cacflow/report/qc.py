@@ -253,7 +253,7 @@ def qc_figure_item(
     """One QC picture and its caption facts (``series_uid``, ``slice``, ``n_slices``,
     ``why``, ``outlier``, ``status``, ``reason``, ``others`` ((source, total) of the
     other sources), ``method``, ``score``, ``reference``, ``heart``, ``uri``)."""
-    from cacflow.heart import find_heart
+    from cacflow.heart import HEART_SUFFIX, find_heart
     from cacflow.report.plots import qc_figure
     from cacflow.volume import read_volume
 
@@ -261,7 +261,7 @@ def qc_figure_item(
     scorable = chosen.reason is None
     labels = _read(method_mask) if method_mask and scorable else None
     ref = _read(reference_mask) if reference_mask else None
-    heart = find_heart(image)
+    heart = find_heart(image, image_path.with_name(f"{chosen.series_uid}{HEART_SUFFIX}"))
     heart_mask = heart.full_mask(image.array.shape) if heart is not None else None
     z = most_calcium_slice(labels, ref)
     if z is None:
