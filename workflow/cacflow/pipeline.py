@@ -151,7 +151,7 @@ def _scores_from_slice_predictions(
     images: Path, labels: Path, scans: pd.DataFrame, method: str, conv: ScoringConventions
 ) -> pd.DataFrame:
     """Scan scores of a slice-regression method: its predictions summed per artery."""
-    from cacflow.methods.direct.infer import scores_from_predictions
+    from cacflow.methods.direct.predictions import scores_from_predictions
 
     pred = read_table(labels / SLICE_PREDICTIONS_FILE)
     frames = []

@@ -14,6 +14,6 @@ Heart localisation, then a slice-scoring ConvNet, no segmentation:
    a log scale; a scan's score is the sum of its slice scores times the increment factor.
 
 Entry points: :func:`.infer.infer_dir` (workflow rule ``infer``),
-:func:`.infer.scores_from_predictions` (score step), :func:`.train.train` (rule
+:func:`.predictions.scores_from_predictions` (score step, torch-free), :func:`.train.train` (rule
 ``train_direct``), :func:`.evaluate.score_pairs` (held-out evaluation, model card).
 """

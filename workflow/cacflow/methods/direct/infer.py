@@ -24,7 +24,8 @@ Outputs of :func:`infer_dir` in ``out_dir``:
   (cubic), non-negative, scaled so that each slice's voxels sum to its predicted score in
   mm^2 x weight.
 
-:func:`scores_from_predictions` turns the slice table into per-series Agatston scores.
+:func:`.predictions.scores_from_predictions` (torch-free, for the score step; also importable
+from here) turns the slice table into per-series Agatston scores.
 """
 
 from __future__ import annotations
@@ -39,12 +40,16 @@ import pandas as pd
 import torch
 from scipy import ndimage
 
-from cacflow.calcium import increment_factor
-from cacflow.conventions import ARTERIES, TOTAL, ScoringConventions
+from cacflow.conventions import ARTERIES
 from cacflow.methods.direct.atlas import HeartBox, Transform, raw_to_params, registration_grid
 from cacflow.methods.direct.atlas import transforms_from_params as _transforms
 from cacflow.methods.direct.localise import heart_frame
 from cacflow.methods.direct.model import POOLING, build_networks, load_checkpoint
+from cacflow.methods.direct.predictions import (  # noqa: F401  (scores_from_predictions: re-export)
+    PREDICTION_COLUMNS,
+    PREDICTIONS_FILE,
+    scores_from_predictions,
+)
 from cacflow.methods.direct.register import CropPlan, window_of
 from cacflow.methods.direct.runtime import configure, resolve_device
 from cacflow.provenance import provenance, write_table
@@ -57,10 +62,7 @@ from cacflow.volume import (
     write_volume,
 )
 
-PREDICTIONS_FILE = "slice_predictions.parquet"
 REGISTRATION_FILE = "registration.parquet"
-PREDICTION_COLUMNS = ("series_uid", "slice", "artery", "pseudo_agatston")
-SCORE_COLUMNS = ("series_uid", "artery", "agatston", "volume_mm3", "mass_mg", "n_lesions")
 MIN_SLICE_SCORE_PX = 0.5
 """Predicted slice scores below this (pixels x weight) are 0: half a voxel of weight 1."""
 DEFAULT_BATCH_SLICES = 128
@@ -279,35 +281,3 @@ _REG_COLUMNS = [
     "window_height",
     "window_width",
 ]
-
-
-def scores_from_predictions(
-    pred: pd.DataFrame, increment_mm: float, thickness_mm: float, conv: ScoringConventions
-) -> pd.DataFrame:
-    """Per-series Agatston scores from slice predictions.
-
-    ``pred``: PREDICTION_COLUMNS (``pseudo_agatston`` in mm^2 x weight). Per series and
-    artery, ``agatston`` = sum of the slice predictions x the increment factor of
-    ``conv.increment_factor`` (``increment/3``: increment_mm / 3; ``increment/thickness``:
-    increment_mm / thickness_mm) for the analysis geometry. Four rows per series (LAD, LCX,
-    RCA, total = their sum), sorted by series_uid; ``volume_mm3``, ``mass_mg`` and
-    ``n_lesions`` are NaN (the method predicts no lesions).
-    """
-    geom = Geometry(
-        (0.0, 0.0, 0.0), (1.0, 1.0, float(increment_mm)), slice_thickness_mm=thickness_mm
-    )
-    factor = increment_factor(geom, conv)
-    uids = sorted(pred["series_uid"].astype(str).unique())
-    sums = (
-        pred.assign(series_uid=pred["series_uid"].astype(str))
-        .groupby(["series_uid", "artery"])["pseudo_agatston"]
-        .sum()
-    )
-    idx = pd.MultiIndex.from_product([uids, list(ARTERIES)], names=["series_uid", "artery"])
-    per = sums.reindex(idx, fill_value=0.0).unstack("artery")[list(ARTERIES)] * factor
-    per[TOTAL] = per[list(ARTERIES)].sum(axis=1)
-    out = per.stack().rename("agatston").reset_index()
-    out["agatston"] = out["agatston"].astype(float)
-    for c in ("volume_mm3", "mass_mg", "n_lesions"):
-        out[c] = np.nan
-    return out[list(SCORE_COLUMNS)]
