@@ -17,16 +17,22 @@ $(STAMP): envs/requirements.txt envs/requirements-nodeps.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
+# Snakemake finds the workstation profile profiles/default/ by itself (its default
+# workflow profile), so no --workflow-profile here.
 demo: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
+	$(BIN)/snakemake --cores $(CORES)
 	@echo "report: results/demo/report.html"
 
+# The test suite and the package's doctests (pytest options in pyproject.toml:
+# --strict-markers --strict-config --doctest-modules).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests workflow/cacflow
 
+# The style guide's gates (STYLE.md); snakefmt reads [tool.snakefmt] in pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check workflow tests benchmarks
 	$(BIN)/ruff format --check workflow tests benchmarks
+	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --cores 1
 
 slurm-test: $(STAMP)

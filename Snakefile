@@ -1,6 +1,7 @@
 # cacflow: CT cohorts from DICOM to coronary artery calcium scores and study tables.
 # This file is the table of contents: configuration, one rule file per stage, the target.
 
+
 configfile: "config/config.yaml"
 
 

@@ -6,12 +6,27 @@ from pathlib import Path
 
 import pytest
 
-from wf import REPO
+from wf import REPO, run_snakemake, tiny_config
+
+IMPORT_TIME_ENV = {"PYTHONPROFILEIMPORTTIME": "1"}
+"""Environment of the tiny run: every Python process (each job's `cacflow <step>`) writes the
+modules it imports to its stderr, i.e. into the job's log (tests/test_envs.py reads them)."""
 
 
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One CPU end-to-end run of the workflow on a 6-scan cohort (3 mm and 1 mm series, two
+    batches, every method of config/config.yaml); returns its working directory. The jobs'
+    logs also list the modules each step imported (:data:`IMPORT_TIME_ENV`)."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    cfg = tiny_config(workdir)
+    run_snakemake(workdir, "--cores", "2", "--configfile", str(cfg), env=IMPORT_TIME_ENV)
+    return workdir
 
 
 @pytest.fixture(scope="session")

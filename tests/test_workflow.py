@@ -16,38 +16,26 @@ from cacflow.contract import TABLES as CONTRACT_TABLES
 from cacflow.contract import check_table
 from cacflow.provenance import read_meta
 from cacflow.volume import read_volume
-from wf import REPO, copy_config, run_snakemake
+from wf import REPO, copy_config, run_snakemake, tiny_config
 
 PRIVATE_MARKERS = ("Synthname", "PatientName", "PatientBirthDate")
-
-
-def _tiny_config(workdir: Path, *, thicknesses: list[float], resample: dict | None) -> Path:
-    copy_config(workdir)
-    user = {
-        "datasets": {
-            "tiny": {
-                "synthetic": {
-                    "n_scans": 6,
-                    "seed": 7,
-                    "matrix": 96,
-                    "thicknesses_mm": thicknesses,
-                },
-                "resample": resample,
-            }
-        },
-        "run": ["tiny"],
-        "batch_size": 4,
-        "stats": {"n_boot": 50},
-    }
-    path = workdir / "tiny.yaml"
-    path.write_text(yaml.safe_dump(user))
-    return path
 
 
 def test_lint_is_clean(tmp_path: Path) -> None:
     copy_config(tmp_path)
     proc = run_snakemake(tmp_path, "--lint", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_plain_run_finds_the_workstation_profile(tmp_path: Path) -> None:
+    """No --workflow-profile: Snakemake takes profiles/default beside the Snakefile; the
+    old path workflow/profiles/default still names the same profile."""
+    copy_config(tmp_path)
+    proc = run_snakemake(tmp_path, "-n", "--cores", "1")
+    profile = REPO / "profiles" / "default"
+    assert f"workflow specific profile {profile} " in proc.stderr, proc.stderr[:2000]
+    old = REPO / "workflow" / "profiles" / "default"
+    assert (old / "config.yaml").resolve() == (profile / "config.yaml").resolve()
 
 
 def _independent_agatston(vol, points: pd.DataFrame, threshold: float = 130.0) -> dict:
@@ -80,45 +68,65 @@ def _independent_agatston(vol, points: pd.DataFrame, threshold: float = 130.0) -
     return {a: v * factor for a, v in per_artery.items()}
 
 
-TINY_GEOMETRY = {"thickness_mm": 3.0, "increment_mm": 3.0}
 TABLES = ("scans", "scores", "lesions", "reference_points", "agreement", "confusion", "detection")
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One CPU end-to-end run of a 6-scan cohort (3 mm and 1 mm series, two batches)."""
-    workdir = tmp_path_factory.mktemp("tiny")
-    cfg = _tiny_config(workdir, thicknesses=[3.0, 1.0], resample=TINY_GEOMETRY)
-    run_snakemake(workdir, "--cores", "2", "--configfile", str(cfg))
-    return workdir
+def _results(run: Path) -> Path:
+    return run / "results" / "tiny"
+
+
+def _reference_vs_truth(run: Path) -> pd.DataFrame:
+    """Reference score rows of the tiny run beside the generator's truth (``*_truth``)."""
+    scores = pd.read_parquet(_results(run) / "scores.parquet")
+    truth = pd.read_csv(run / "data" / "tiny" / "truth.csv")
+    return scores[scores["method"] == "reference"].merge(
+        truth, on=["series_uid", "artery"], suffixes=("", "_truth")
+    )
 
 
 @pytest.mark.slow
-def test_end_to_end_reference_equals_truth(tiny_run: Path) -> None:
-    tmp_path = tiny_run
-    cfg = tmp_path / "tiny.yaml"
-    res = tmp_path / "results" / "tiny"
+def test_tables_match_the_contract_schemas(tiny_run: Path) -> None:
     for name, schema in CONTRACT_TABLES.items():  # every contract table, checked against its schema
-        check_table(pq.read_table(res / f"{name}.parquet"), schema, name)
+        check_table(pq.read_table(_results(tiny_run) / f"{name}.parquet"), schema, name)
+
+
+@pytest.mark.slow
+def test_tables_carry_provenance(tiny_run: Path) -> None:
     for name in ("scans", "scores", "lesions", "agreement", "confusion"):
-        assert (res / f"{name}.parquet").exists(), name
-        meta = read_meta(res / f"{name}.parquet")
-        assert meta["version"] and meta["config_hash"]
-        assert "threshold_hu" in meta["conventions"]
-    assert (res / "report.html").exists()
-    page = (res / "report.html").read_text()
+        meta = read_meta(_results(tiny_run) / f"{name}.parquet")
+        assert meta["version"] and meta["config_hash"], name
+        assert "threshold_hu" in meta["conventions"], name
+
+
+@pytest.mark.slow
+def test_report_shows_the_first_batch_feedback_maps(tiny_run: Path) -> None:
+    page = (_results(tiny_run) / "report.html").read_text()
     feedback = page[page.index('<section id="feedback">') :]
     feedback = feedback[: feedback.index("</section>")]
     assert feedback.count("<img ") == 3  # the first batch's decision-feedback maps
+
+
+@pytest.mark.slow
+def test_report_shows_scan_qc_pictures_without_paths(tiny_run: Path) -> None:
+    page = (_results(tiny_run) / "report.html").read_text()
     qc = page[page.index('<section id="qc">') :]
     qc = qc[: qc.index("</section>")]
     assert 1 <= qc.count("<img ") <= 6  # outliers + a sample of 4 of the 6 scans
-    assert "Scan QC pictures" in qc and str(tmp_path) not in page and ".nii" not in page
+    assert "Scan QC pictures" in qc and str(tiny_run) not in page and ".nii" not in page
 
-    scans = pd.read_parquet(res / "scans.parquet")
+
+@pytest.mark.slow
+def test_every_series_is_ok_once(tiny_run: Path) -> None:
+    scans = pd.read_parquet(_results(tiny_run) / "scans.parquet")
+    assert len(scans) == 6
     assert scans["series_uid"].is_unique
     assert (scans["status"] == "ok").all(), scans[["series_uid", "status", "reason"]]
-    scores = pd.read_parquet(res / "scores.parquet")
+
+
+@pytest.mark.slow
+def test_four_rows_per_series_and_source_with_total_the_sum(tiny_run: Path) -> None:
+    scans = pd.read_parquet(_results(tiny_run) / "scans.parquet")
+    scores = pd.read_parquet(_results(tiny_run) / "scores.parquet")
     assert set(scores["method"]) == {"reference", "hu-threshold", "direct"}
     # four coronary rows per ok series and source; total = LAD + LCX + RCA
     coronary = scores[scores["artery"].isin(["LAD", "LCX", "RCA", "total"])]
@@ -127,24 +135,31 @@ def test_end_to_end_reference_equals_truth(tiny_run: Path) -> None:
     # region rows (TAC, AV, MV) only for the reference, one per series for each region the
     # annotations use; the two methods label no region
     regions = scores[~scores.index.isin(coronary.index)]
-    used = set(pd.read_csv(tmp_path / "data" / "tiny" / "annotations.csv")["label"])
+    used = set(pd.read_csv(tiny_run / "data" / "tiny" / "annotations.csv")["label"])
     assert set(regions["method"]) <= {"reference"}
     assert set(regions["artery"]) == used & {"TAC", "AV", "MV"}
     assert (regions.groupby("artery").size() == len(scans)).all()
     wide = scores.pivot_table(index=["method", "series_uid"], columns="artery", values="agatston")
     np.testing.assert_allclose(wide["total"], wide[["LAD", "LCX", "RCA"]].sum(axis=1))
 
-    truth = pd.read_csv(tmp_path / "data" / "tiny" / "truth.csv")
-    ref = scores[scores["method"] == "reference"].merge(
-        truth, on=["series_uid", "artery"], suffixes=("", "_truth")
-    )
+
+@pytest.mark.slow
+def test_reference_equals_truth_on_native_3mm_series(tiny_run: Path) -> None:
+    ref = _reference_vs_truth(tiny_run)
     native3 = ref[ref["slice_thickness_mm"] == 3.0]
     assert len(native3) >= 4
     for col in ("agatston", "volume_mm3", "mass_mg", "n_lesions"):
         np.testing.assert_allclose(native3[col], native3[f"{col}_truth"], rtol=1e-9, atol=1e-9)
 
-    # thin-slice series: compare with an independent computation on the resampled volume
-    ann = pd.read_csv(tmp_path / "data" / "tiny" / "annotations.csv")
+
+@pytest.mark.slow
+def test_thin_series_reference_equals_an_independent_agatston(tiny_run: Path) -> None:
+    """1 mm series are scored on their resampled 3 mm volume: compare with
+    :func:`_independent_agatston` on that volume."""
+    res = _results(tiny_run)
+    ref = _reference_vs_truth(tiny_run)
+    ann = pd.read_csv(tiny_run / "data" / "tiny" / "annotations.csv")
+    scans = pd.read_parquet(res / "scans.parquet")
     thin = scans[scans["slice_thickness_mm"] < 3.0]
     assert len(thin) >= 1
     for uid in thin["series_uid"]:
@@ -154,10 +169,13 @@ def test_end_to_end_reference_equals_truth(tiny_run: Path) -> None:
         for artery, value in expected.items():
             assert got[artery] == pytest.approx(value, rel=1e-9, abs=1e-9), (uid, artery)
 
-    # privacy: no PatientName / birth date reaches results/ or logs/
-    identifiers = _identifiers(tmp_path / "data" / "tiny" / "dicom")
+
+@pytest.mark.slow
+def test_no_identifier_reaches_results_or_logs(tiny_run: Path) -> None:
+    """No PatientName / PatientBirthDate value of the input DICOM in any written file."""
+    identifiers = _identifiers(tiny_run / "data" / "tiny" / "dicom")
     assert len(identifiers) >= 6
-    for root in (tmp_path / "results", tmp_path / "logs"):
+    for root in (tiny_run / "results", tiny_run / "logs"):
         for f in root.rglob("*"):
             if f.is_file():
                 blob = f.read_bytes()
@@ -166,9 +184,23 @@ def test_end_to_end_reference_equals_truth(tiny_run: Path) -> None:
                 for value in identifiers:
                     assert value.encode() not in blob, (f, "identifier")
 
-    # a second run does nothing; tables are stable
-    proc = run_snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg), "-n")
+
+@pytest.mark.slow
+def test_second_run_has_nothing_to_do(tiny_run: Path) -> None:
+    cfg = tiny_run / "tiny.yaml"
+    proc = run_snakemake(tiny_run, "--cores", "2", "--configfile", str(cfg), "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_snakemake_report_of_the_run(tiny_run: Path, tmp_path: Path) -> None:
+    """`snakemake --report` on a finished run: a self-contained HTML file that holds the
+    outputs marked for the report (category "Reports": the dataset's report.html)."""
+    out = tmp_path / "snakemake_report.html"
+    cfg = tiny_run / "tiny.yaml"
+    run_snakemake(tiny_run, "--report", str(out), "--configfile", str(cfg))
+    page = out.read_text(encoding="utf-8")
+    assert "Reports" in page and "report.html" in page
 
 
 def _identifiers(dicom_dir: Path) -> set[str]:
@@ -205,7 +237,7 @@ def test_killed_run_resumes_to_identical_tables(tiny_run: Path, tmp_path: Path) 
 
     from wf import BIN
 
-    cfg = _tiny_config(tmp_path, thicknesses=[3.0, 1.0], resample=TINY_GEOMETRY)
+    cfg = tiny_config(tmp_path)
     cmd = [
         str(BIN / "snakemake"),
         "--snakefile",
@@ -235,6 +267,6 @@ def test_killed_run_resumes_to_identical_tables(tiny_run: Path, tmp_path: Path) 
     run_snakemake(tmp_path, "--configfile", str(cfg), "--unlock")
     run_snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg), "--rerun-incomplete")
     for name in TABLES:
-        a = pd.read_parquet(tiny_run / "results" / "tiny" / f"{name}.parquet")
+        a = pd.read_parquet(_results(tiny_run) / f"{name}.parquet")
         b = pd.read_parquet(tmp_path / "results" / "tiny" / f"{name}.parquet")
         pd.testing.assert_frame_equal(a, b, check_exact=True, obj=name)

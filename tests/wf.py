@@ -6,7 +6,10 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -31,8 +34,11 @@ REAL_SERIES = {
 """The five shared real series by a short name (README of real_ct: facts and heart z)."""
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the repository's workflow with ``workdir`` as working directory."""
+def run_snakemake(
+    workdir: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run the repository's workflow with ``workdir`` as working directory; ``env`` adds
+    environment variables (the jobs inherit them)."""
     cmd = [
         str(BIN / "snakemake"),
         "--snakefile",
@@ -41,8 +47,9 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
         str(workdir),
         *args,
     ]
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
+    full_env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    full_env |= dict(env or {})
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=workdir)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -52,3 +59,35 @@ def copy_config(workdir: Path) -> Path:
     """Give ``workdir`` the repository's config/ folder (what --configfile merges over)."""
     shutil.copytree(REPO / "config", workdir / "config", dirs_exist_ok=True)
     return workdir / "config" / "config.yaml"
+
+
+TINY_GEOMETRY = {"thickness_mm": 3.0, "increment_mm": 3.0}
+"""Analysis geometry of the tiny run: 3 mm slices every 3 mm (3 mm series are an identity)."""
+
+
+def tiny_config(
+    workdir: Path, *, thicknesses: tuple[float, ...] = (3.0, 1.0), resample: dict | None = None
+) -> Path:
+    """Write ``workdir/tiny.yaml``: a 6-scan synthetic cohort (96² matrix, seed 7, batches of
+    4, so two batches) of the given slice thicknesses (mm), resampled to ``resample``
+    (default :data:`TINY_GEOMETRY`), with the repository's config/ beside it."""
+    copy_config(workdir)
+    user = {
+        "datasets": {
+            "tiny": {
+                "synthetic": {
+                    "n_scans": 6,
+                    "seed": 7,
+                    "matrix": 96,
+                    "thicknesses_mm": list(thicknesses),
+                },
+                "resample": TINY_GEOMETRY if resample is None else resample,
+            }
+        },
+        "run": ["tiny"],
+        "batch_size": 4,
+        "stats": {"n_boot": 50},
+    }
+    path = workdir / "tiny.yaml"
+    path.write_text(yaml.safe_dump(user))
+    return path

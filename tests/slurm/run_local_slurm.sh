@@ -6,7 +6,7 @@
 # 1. starts the local cluster (start_local_slurm.sh: installs slurm + munge when missing);
 # 2. checks that the fake GPU is schedulable (an srun --gpus=1 job step);
 # 3. makes a tiny synthetic cohort (4 scans, 2 batches) and runs the workflow on it twice from
-#    the same config: locally (workflow/profiles/default, in the background) and through
+#    the same config: locally (profiles/default, in the background) and through
 #    SLURM (workflow/profiles/slurm with its sizes fitted to the node by fit_profile.py);
 # 4. checks that every results/tiny/*.parquet table is equal between the two runs (the
 #    manifest aside: it holds absolute file paths), that the SLURM run submitted the
@@ -98,7 +98,7 @@ cp -a "$WORK/local/data" "$WORK/slurm/data"
 # The local run goes to the background while the SLURM jobs queue: same code, same inputs.
 log "local run in $WORK/local (background)"
 (
-    snakemake "$WORK/local" --workflow-profile "$REPO/workflow/profiles/default" --cores 2 \
+    snakemake "$WORK/local" --workflow-profile "$REPO/profiles/default" --cores 2 \
         >"$WORK/local.log" 2>&1
     since "$t0_local" >"$WORK/local.seconds"
 ) &

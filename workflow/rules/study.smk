@@ -51,9 +51,7 @@ rule study:
         "benchmarks/{ds}/study.tsv"
     params:
         settings=settings_json,
-        manifest=lambda wildcards, input: (
-            f"--manifest {input.manifest}" if input.manifest else ""
-        ),
+        manifest=lambda wildcards, input: (f"--manifest {input.manifest}" if input.manifest else ""),
     threads: 1
     resources:
         mem_mb=8000,
