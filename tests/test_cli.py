@@ -18,9 +18,10 @@ CACFLOW = str(BIN / "cacflow")
 
 
 def _steps() -> list[str]:
-    """Every subcommand of the parser (a new command is covered without editing this file)."""
+    """Every subcommand of the parser (a new command is covered without editing this file);
+    aliases (``gather`` for ``tables``) are left out: they run the same handler."""
     (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    return sorted(sub.choices)
+    return sorted(action.dest for action in sub._choices_actions)
 
 
 def _cacflow(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -55,7 +56,7 @@ BAD_INPUTS: dict[str, BadInput] = {
         + ["--method", "m", "--scores", str(t / "s.parquet"), "--lesions", str(t / "l.parquet")],
         "scans.parquet",
     ),
-    "gather": lambda t: (["--settings", "[1, 2]", "--out-dir", str(t)], "--settings"),
+    "tables": lambda t: (["--settings", "[1, 2]", "--out-dir", str(t)], "--settings"),
     "stats": lambda t: ([str(t), "--settings", "{}"], "scores.parquet"),
     "study": lambda t: (["simulate", str(t), "--settings", "{}"], "--out"),
     "report": lambda t: ([str(t / "missing"), "--settings", "{}", "--out", "r.html"], "missing"),
