@@ -296,3 +296,14 @@ def test_triage_table_hand_computed() -> None:
     # no reference: only the called-negative share
     alone = triage_table(tri, None, n_boot=50).set_index("statistic")
     assert list(alone.index) == ["called_negative_fraction"]
+
+
+def test_report_section_is_added() -> None:
+    from cacflow.methods.segment.report import triage_section
+
+    tri = pd.DataFrame({"series_uid": list("ab"), "triage_negative": [True, False]})
+    scores = pd.DataFrame(
+        {"series_uid": list("ab"), "method": "reference", "artery": "total", "agatston": [0, 5]}
+    )
+    page = triage_section(triage_table(tri, scores, n_boot=20))
+    assert 'id="triage"' in page and "100.0 %" in page  # the one negative scan is excluded

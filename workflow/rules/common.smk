@@ -241,8 +241,8 @@ def training_inputs(pattern, datasets=None):
 SEGMENT = {
     "train_datasets": ["train_inserted", "train_v2"],
     "ensemble": 3,
-    "epochs": 20,
-    "iterations": 20,
+    "epochs": 12,
+    "iterations": 15,
     "batch": 4,
     "patience": 4,
     "validation_fraction": 0.2,

@@ -14,8 +14,8 @@ class SegmentTrainSettings:
     """Hyper-parameters of ``train_segment`` (config section ``segment``)."""
 
     ensemble: int = 3
-    epochs: int = 20
-    iterations: int = 20
+    epochs: int = 12
+    iterations: int = 15
     batch: int = 4
     lr: float = 2e-3
     patience: int = 4

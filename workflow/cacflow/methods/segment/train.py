@@ -64,7 +64,7 @@ CANDIDATE_P = 0.3
 MAX_CLASS_WEIGHT = 20.0
 BACKGROUND_LOGIT = 30.0
 """Background logit given to voxels without a candidate before the loss (others 0)."""
-AFFINE = {"rotate_range": (0.1, 0.1, 0.1), "scale_range": (0.1, 0.1, 0.1), "prob": 0.8}
+AFFINE = {"rotate_range": (0.1, 0.1, 0.1), "scale_range": (0.1, 0.1, 0.1), "prob": 0.5}
 """MONAI RandAffined ranges (radians, relative scale)."""
 NOISE_SD = 0.02
 SMOOTH_SIGMA = (0.25, 1.0)
