@@ -3,7 +3,9 @@ triage table.
 
 Per series (array axis order (z, y, x)): the heart-centred coarse crop
 (:func:`.data.plan_crop`) goes through each ensemble network with MONAI's
-:func:`~monai.inferers.sliding_window_inference` (windows of the training patch size);
+:func:`~monai.inferers.sliding_window_inference` (windows of ``segment.window_voxels``,
+default the whole crop: one pass of the fully convolutional network, which sees the crop's
+position channels; 27 overlapping training-size windows cost 8 times as much on CPU);
 softmax class probabilities are interpolated (trilinear) at the analysis grid's candidate
 voxels (>= the calcium threshold, inside the crop) and each network's most probable class
 is its vote; the voxel takes the majority (:func:`.data.majority_vote`), then every
@@ -81,7 +83,7 @@ class SegmentModel:
 
 
 def coarse_probabilities(
-    nets: list[torch.nn.Module], x: np.ndarray, patch: int, device: torch.device
+    nets: list[torch.nn.Module], x: np.ndarray, window: int, device: torch.device
 ) -> np.ndarray:
     """(k, N_CLASSES, *crop) softmax probabilities of each network for input ``x``
     (2, *crop); voxels without a candidate (channel 1 == 0) are background."""
@@ -90,7 +92,7 @@ def coarse_probabilities(
     with torch.no_grad():
         for net in nets:
             logits = sliding_window_inference(
-                t, (patch,) * 3, sw_batch_size=2, predictor=net, overlap=SW_OVERLAP
+                t, (window,) * 3, sw_batch_size=2, predictor=net, overlap=SW_OVERLAP
             )
             out.append(torch.softmax(logits, dim=1)[0].cpu().numpy())
     probs = np.stack(out).astype(np.float32)
@@ -218,7 +220,12 @@ def infer_dir(
     rows = []
     for uid, vol in each_volume(images, "infer segment"):
         mask, row = predict_volume(
-            net, vol, conv.threshold_hu, conv.connectivity, bool(s.get("component_vote", True))
+            net,
+            vol,
+            conv.threshold_hu,
+            conv.connectivity if conv.connectivity in (6, 18, 26) else 26,
+            bool(s.get("component_vote", True)),
+            s.get("window_voxels"),
         )
         write_labels(mask, vol, out / f"{uid}.nii")
         rows.append({"series_uid": uid, **row})

@@ -43,7 +43,7 @@ def triage_section(table: pd.DataFrame) -> str:
             continue
         r = t.loc[stat]
         value = _cell(float(r["value"]), float(r["ci_low"]), float(r["ci_high"]), share)
-        rows.append(f"<tr><td>{html.escape(title)}</td><td class=\"num\">{value}</td></tr>")
+        rows.append(f'<tr><td>{html.escape(title)}</td><td class="num">{value}</td></tr>')
     return (
         f'<section id="{SECTION_ID}">\n<h2>CAC-negative triage (segment)</h2>\n'
         '<p class="lead">The <code>segment</code> ensemble calls a scan CAC-negative when every '

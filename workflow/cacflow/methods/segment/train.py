@@ -257,7 +257,7 @@ def train_member(
     net.eval()
     scores = [
         float(
-            triage_scores(coarse_probabilities([net], sc.x, s.patch_voxels, device), sc.x[1] > 0)[0]
+            triage_scores(coarse_probabilities([net], sc.x, s.crop_voxels, device), sc.x[1] > 0)[0]
         )
         for sc in val_scans
     ]
