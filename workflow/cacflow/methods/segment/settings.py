@@ -14,7 +14,7 @@ class SegmentTrainSettings:
     """Hyper-parameters of ``train_segment`` (config section ``segment``)."""
 
     ensemble: int = 3
-    epochs: int = 12
+    epochs: int = 8
     iterations: int = 15
     batch: int = 4
     lr: float = 2e-3

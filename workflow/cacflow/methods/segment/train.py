@@ -20,7 +20,7 @@
    inference those voxels are background whatever the network says (seed 002), so the
    loss is spent on the candidates.
 5. **Early stopping.** After each epoch of ``iterations`` mini-batches the loss on the
-   member's validation crops (whole crops, no augmentation); training stops after
+   member's validation crops (at most :data:`MAX_VALIDATION_LOSS_SCANS`) (whole crops, no augmentation); training stops after
    ``patience`` epochs without improvement and the best epoch's weights are kept.
 6. **Triage operating point** (seed 003, :mod:`.triage`): from the member's scores on its
    validation scans, the largest value that calls no scan with reference coronary calcium
@@ -61,6 +61,9 @@ from cacflow.volume import read_volume
 LESION_P = 0.6
 CANDIDATE_P = 0.3
 """Patch centring: on a labelled voxel, on a candidate voxel; the rest anywhere."""
+MAX_VALIDATION_LOSS_SCANS = 8
+"""Validation scans (the first of the member's split) on which the per-epoch loss is
+computed (all of them give the triage operating point)."""
 MAX_CLASS_WEIGHT = 20.0
 BACKGROUND_LOGIT = 30.0
 """Background logit given to voxels without a candidate before the loss (others 0)."""
@@ -243,7 +246,7 @@ def train_member(
             log(msg)
             best_epoch, best_state = epoch, None
             continue
-        v = _validation_loss(net, val_scans, loss_fn, device)
+        v = _validation_loss(net, val_scans[:MAX_VALIDATION_LOSS_SCANS], loss_fn, device)
         val_history.append(v)
         log(f"{msg}, validation {v:.4f}")
         if v < best:
