@@ -307,3 +307,22 @@ def test_report_section_is_added() -> None:
     )
     page = triage_section(triage_table(tri, scores, n_boot=20))
     assert 'id="triage"' in page and "100.0 %" in page  # the one negative scan is excluded
+
+
+def test_region_detection_hand_computed() -> None:
+    from cacflow.methods.segment.evaluate import region_detection
+
+    les = pd.DataFrame(
+        {
+            "series_uid": ["a", "a", "a", "a", "b"],
+            "method": ["reference", "reference", "segment", "segment", "segment"],
+            "artery": ["TAC", "TAC", "TAC", "LAD", "TAC"],
+            "x": [0.0, 50.0, 1.0, 0.0, 0.0],
+            "y": 0.0,
+            "z": 0.0,
+        }
+    )
+    t = region_detection(les, "segment", ("TAC",)).iloc[0]
+    # one of two reference TAC lesions found; two segment TAC lesions, one real
+    assert (t["n_reference"], t["n_method"], t["matched"]) == (2, 2, 1)
+    assert t["f1"] == pytest.approx(0.5)
