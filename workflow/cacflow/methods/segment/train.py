@@ -20,8 +20,9 @@
    inference those voxels are background whatever the network says (seed 002), so the
    loss is spent on the candidates.
 5. **Early stopping.** After each epoch of ``iterations`` mini-batches the loss on the
-   member's validation crops (at most :data:`MAX_VALIDATION_LOSS_SCANS`) (whole crops, no augmentation); training stops after
-   ``patience`` epochs without improvement and the best epoch's weights are kept.
+   member's validation crops (whole crops, no augmentation; at most
+   :data:`MAX_VALIDATION_LOSS_SCANS` scans); training stops after ``patience`` epochs
+   without improvement and the best epoch's weights are kept.
 6. **Triage operating point** (seed 003, :mod:`.triage`): from the member's scores on its
    validation scans, the largest value that calls no scan with reference coronary calcium
    negative.
