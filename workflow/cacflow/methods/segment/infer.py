@@ -171,13 +171,16 @@ def predict_volume(
     threshold_hu: float,
     connectivity: int = 26,
     by_component: bool = True,
+    window: int | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """``(label mask, triage row)`` of one analysis volume (HU, (z, y, x))."""
+    """``(label mask, triage row)`` of one analysis volume (HU, (z, y, x)); ``window``:
+    sliding-window side (coarse voxels; default the whole crop)."""
     cfg = model.config
     hu = np.asarray(vol.array)
     crop = plan_crop(vol, float(cfg["spacing_mm"]), int(cfg["crop_voxels"]))
     x = coarse_inputs(hu, crop, threshold_hu)
-    probs = coarse_probabilities(model.nets, x, int(cfg["patch_voxels"]), model.device)
+    side = min(int(window or cfg["crop_voxels"]), int(cfg["crop_voxels"]))
+    probs = coarse_probabilities(model.nets, x, side, model.device)
     mask = label_candidates(hu, crop, probs, threshold_hu, connectivity, by_component)
     scores = triage_scores(probs, x[1] > 0)
     ratio = triage_ratio(scores, model.thresholds)
