@@ -241,7 +241,7 @@ def training_inputs(pattern, datasets=None):
 SEGMENT = {
     "train_datasets": ["train_inserted", "train_v2"],
     "ensemble": 3,
-    "epochs": 40,
+    "epochs": 15,
     "iterations": 25,
     "batch": 4,
     "patience": 6,

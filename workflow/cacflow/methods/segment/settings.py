@@ -14,7 +14,7 @@ class SegmentTrainSettings:
     """Hyper-parameters of ``train_segment`` (config section ``segment``)."""
 
     ensemble: int = 3
-    epochs: int = 40
+    epochs: int = 15
     iterations: int = 25
     batch: int = 4
     lr: float = 2e-3
