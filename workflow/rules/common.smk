@@ -241,10 +241,10 @@ def training_inputs(pattern, datasets=None):
 SEGMENT = {
     "train_datasets": ["train_inserted", "train_v2"],
     "ensemble": 3,
-    "epochs": 15,
-    "iterations": 25,
+    "epochs": 8,
+    "iterations": 15,
     "batch": 4,
-    "patience": 6,
+    "patience": 4,
     "validation_fraction": 0.2,
     "seed": 0,
     "spacing_mm": 3.0,

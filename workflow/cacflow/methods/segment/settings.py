@@ -14,11 +14,11 @@ class SegmentTrainSettings:
     """Hyper-parameters of ``train_segment`` (config section ``segment``)."""
 
     ensemble: int = 3
-    epochs: int = 15
-    iterations: int = 25
+    epochs: int = 8
+    iterations: int = 15
     batch: int = 4
     lr: float = 2e-3
-    patience: int = 6
+    patience: int = 4
     validation_fraction: float = 0.2
     seed: int = 0
     spacing_mm: float = 3.0
