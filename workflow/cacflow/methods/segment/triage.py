@@ -13,8 +13,9 @@ truly negative scans), ``false_negatives`` (scans with a reference total above 0
 negative; target 0), ``false_negative_rate`` (false negatives / positive scans),
 ``called_negative_fraction`` (called negative / all scans) and ``n_negative``,
 ``n_positive``; 95 % percentile bootstrap CIs over series (:mod:`cacflow.stats.bootstrap`).
-Without a reference, only ``called_negative_fraction`` (and its CI). Only series with rows
-in the scores table (``ok`` series) count; not-scorable series are triaged but left out.
+Without a reference, only ``called_negative_fraction`` (and its CI). Only series with
+``segment`` rows in the scores table (``ok`` series) count; not-scorable series are
+triaged but left out.
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ def triage_table(
     """The triage statistics (module docstring) from the per-series triage calls
     (``series_uid, triage_negative``) and the dataset's scores table (reference totals)."""
     calls = triage[["series_uid", "triage_negative"]].drop_duplicates("series_uid")
-    if scores is not None and len(scores):  # scored (ok) series only: not_scorable ones drop
-        calls = calls[calls["series_uid"].isin(set(scores["series_uid"]))]
+    if scores is not None and len(scores):  # series the method scored (ok ones) only
+        own = scores[scores["method"] == METHOD]
+        scored = own if len(own) else scores
+        calls = calls[calls["series_uid"].isin(set(scored["series_uid"]))]
     rows: list[dict[str, Any]] = []
     rng = np.random.default_rng(seed)
     ref = None
