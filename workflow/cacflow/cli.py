@@ -279,6 +279,9 @@ def _infer_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scoring", type=_json_arg, default={}, help="config section `scoring`")
     p.add_argument("--model", type=Path, help="model weights (methods that need them)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument(
+        "--settings", type=_json_arg, default={}, help="the method's own config section (JSON)"
+    )
     p.set_defaults(handler=_infer)
 
 
@@ -288,7 +291,9 @@ def _infer(a: argparse.Namespace) -> None:
 
     images = _existing_dir(a.images)
     with atomic_dir(a.out_dir) as out:
-        n = run_method(a.method, images, out, a.scoring, model=a.model, device=a.device)
+        n = run_method(
+            a.method, images, out, a.scoring, model=a.model, device=a.device, settings=a.settings
+        )
     print(f"infer {a.method}: {n} series", flush=True)
 
 
@@ -499,6 +504,69 @@ def _train_direct(a: argparse.Namespace) -> None:
     )
 
 
+# --- train-segment -----------------------------------------------------------------------
+def _train_segment_parser(sub: argparse._SubParsersAction) -> None:
+    from cacflow.methods.segment.settings import SegmentTrainSettings as S
+
+    p = sub.add_parser("train-segment", help="train the segment method (3D U-Net ensemble)")
+    p.add_argument("--images", type=Path, nargs="+", required=True, help="analysis volumes")
+    p.add_argument("--labels", type=Path, nargs="+", required=True, help="reference masks")
+    p.add_argument("--out", type=Path, required=True, help="weights; .sha256, .json beside it")
+    for flag, attr, typ, what in (
+        ("--ensemble", "ensemble", int, "models (each its own validation split and seed)"),
+        ("--epochs", "epochs", int, "largest number of epochs per model"),
+        ("--iterations", "iterations", int, "mini-batches per epoch"),
+        ("--batch", "batch", int, "patches per mini-batch"),
+        ("--patience", "patience", int, "epochs without a better validation loss"),
+        ("--validation-fraction", "validation_fraction", float, "held-out share per dataset"),
+        ("--seed", "seed", int, "seed of the first model (model m: seed + m)"),
+        ("--spacing-mm", "spacing_mm", float, "coarse grid voxel size (mm)"),
+        ("--crop", "crop_voxels", int, "heart-centred crop, coarse voxels a side"),
+        ("--patch", "patch_voxels", int, "training patch / inference window, voxels a side"),
+    ):
+        p.add_argument(flag, dest=attr, type=typ, default=getattr(S, attr), help=what)
+    p.add_argument("--scoring", type=_json_arg, default={}, help="config section `scoring`")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--threads", type=int, help="CPU threads (default 2)")
+    p.set_defaults(handler=_train_segment)
+
+
+def _train_segment(a: argparse.Namespace) -> None:
+    from dataclasses import fields
+
+    from cacflow.methods.segment.settings import SegmentTrainSettings
+    from cacflow.methods.segment.train import train
+
+    given = {f.name: getattr(a, f.name) for f in fields(SegmentTrainSettings) if hasattr(a, f.name)}
+    train(
+        a.images,
+        a.labels,
+        a.out,
+        settings=SegmentTrainSettings(**given),
+        scoring=a.scoring,
+        device=a.device,
+        threads=a.threads,
+    )
+
+
+# --- triage ------------------------------------------------------------------------------
+def _triage_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("triage", help="CAC-negative triage table of the segment method")
+    p.add_argument("parts", type=Path, nargs="*", help="segment label folders (triage.parquet)")
+    p.add_argument("--scores", type=Path, help="the dataset's scores.parquet (reference totals)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--settings", type=_json_arg, default={}, help="dataset settings (JSON)")
+    p.set_defaults(handler=_triage)
+
+
+def _triage(a: argparse.Namespace) -> None:
+    from cacflow.methods.segment.infer import TRIAGE_FILE
+    from cacflow.methods.segment.triage import write_triage
+
+    table = write_triage([d / TRIAGE_FILE for d in a.parts], a.scores, a.out, a.settings)
+    print(f"triage: {len(table)} statistics", flush=True)
+
+
 # -----------------------------------------------------------------------------------------
 def _existing_dir(path: Path) -> Path:
     if not path.is_dir():
@@ -520,6 +588,8 @@ PARSERS = (
     _study_parser,
     _report_parser,
     _train_direct_parser,
+    _train_segment_parser,
+    _triage_parser,
 )
 
 

@@ -150,6 +150,12 @@ def model_arg(wildcards):
     return f"--model {MODEL_WEIGHTS[wildcards.method]}" if wildcards.method in MODEL_WEIGHTS else ""
 
 
+def method_settings(wildcards):
+    """The method's own config section (registry `config_section`) as one JSON argument."""
+    section = REGISTRY[wildcards.method].config_section
+    return json.dumps((config.get(section) or {}) if section else {}, sort_keys=True)
+
+
 def method_gpus(wildcards):
     return 1 if wildcards.method in GPU_METHODS else 0
 
@@ -214,14 +220,47 @@ DIRECT = default_of("direct") | (config.get("direct") or {})
 TRAIN_DATASETS = list(DIRECT["train_datasets"]) or [DIRECT["train_dataset"]]
 
 
-def training_inputs(pattern):
-    """Input function: ``pattern`` over the batches of every training dataset."""
+def training_inputs(pattern, datasets=None):
+    """Input function: ``pattern`` over the batches of every training dataset (default:
+    the `direct` method's)."""
 
     def inputs(wildcards):
         return [
             path
-            for ds in TRAIN_DATASETS
+            for ds in (TRAIN_DATASETS if datasets is None else datasets)
             for path in per_batch(pattern)(types.SimpleNamespace(ds=ds))
         ]
 
     return inputs
+
+
+# Training of the `segment` method (train.smk); defaults: the schema's section `segment`.
+
+SEGMENT = {
+    "train_datasets": ["train_inserted", "train_v2"],
+    "ensemble": 3,
+    "epochs": 8,
+    "iterations": 15,
+    "batch": 4,
+    "patience": 4,
+    "validation_fraction": 0.2,
+    "seed": 0,
+    "spacing_mm": 3.0,
+    "crop_voxels": 64,
+    "patch_voxels": 32,
+}
+SEGMENT |= config.get("segment") or {}
+
+
+def triage_parts(wildcards):
+    """Per-batch triage tables of `segment` (a dataset with DICOM that runs it)."""
+    if "segment" not in SETTINGS[wildcards.ds]["methods"]:
+        return []
+    return per_batch("results/{ds}/work/labels/segment/{batch}")(wildcards)
+
+
+def triage_output(wildcards):
+    """Report input: the triage table of a dataset that runs `segment`, else nothing."""
+    if "segment" not in SETTINGS[wildcards.ds]["methods"]:
+        return []
+    return f"results/{wildcards.ds}/triage.parquet"

@@ -14,6 +14,7 @@ rule infer:
     params:
         scoring=section_json("scoring"),
         model=model_arg,
+        settings=method_settings,
     threads: 2
     resources:
         mem_mb=6000,
@@ -23,4 +24,4 @@ rule infer:
         "../../envs/torch.yaml"
     shell:
         "cacflow infer {wildcards.method} {input.images} {output} "
-        "--scoring {params.scoring:q} {params.model} > {log} 2>&1"
+        "--scoring {params.scoring:q} --settings {params.settings:q} {params.model} > {log} 2>&1"

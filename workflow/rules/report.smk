@@ -12,6 +12,7 @@ rule report:
         subgroups="results/{ds}/subgroups.parquet",
         feedback=feedback_dirs,
         study=study_outputs,
+        triage=triage_output,
     output:
         report(
             "results/{ds}/report.html",

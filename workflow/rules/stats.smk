@@ -27,3 +27,28 @@ rule stats:
         "../../envs/stats.yaml"
     shell:
         "cacflow stats results/{wildcards.ds} --settings {params.settings:q} > {log} 2>&1"
+
+
+# CAC-negative triage of `segment` (seed 003): share of truly negative scans excluded,
+# false negatives, bootstrap CIs.
+rule triage:
+    input:
+        parts=triage_parts,
+        scores="results/{ds}/scores.parquet",
+    output:
+        "results/{ds}/triage.parquet",
+    log:
+        "logs/{ds}/triage.log",
+    benchmark:
+        "benchmarks/{ds}/triage.tsv"
+    params:
+        settings=settings_json,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/stats.yaml"
+    shell:
+        "cacflow triage {input.parts} --scores {input.scores} --out {output} "
+        "--settings {params.settings:q} > {log} 2>&1"

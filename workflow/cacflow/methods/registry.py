@@ -94,6 +94,20 @@ METHODS: dict[str, Method] = {
                 "calcium: retrain with `train_direct` on your own annotated scans"
             ),
         ),
+        Method(
+            name="segment",
+            infer="cacflow.methods.segment.infer:infer_dir",
+            weights="resources/models/segment.pt",
+            gpu=True,
+            train_rule="train_segment",
+            conda_env="envs/torch.yaml",
+            config_section="segment",
+            training_domain=(
+                "trained on synthetic v2 CT and real CAC-free backgrounds with inserted calcium "
+                "(resources/models/MODEL_CARD_segment.md); never on real annotated calcium: "
+                "retrain with `train_segment` on your own annotated scans"
+            ),
+        ),
     )
 }
 """Every method the workflow can run, by its config name."""

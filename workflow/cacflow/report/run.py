@@ -106,5 +106,8 @@ def write_report(
         from cacflow.study.report import add_study_section
 
         html = add_study_section(html, data_dir)
+    from cacflow.methods.segment.report import add_triage_section
+
+    html = add_triage_section(html, data_dir)
     with atomic_path(out) as tmp:
         tmp.write_text(html, encoding="utf-8")

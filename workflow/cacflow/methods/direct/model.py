@@ -36,10 +36,8 @@ and ``scoring`` state dicts and the ``atlas`` image. It is loaded only with
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -47,9 +45,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from cacflow.conventions import ARTERIES, ScoringConventions
+from cacflow.methods import torchutil
 from cacflow.methods.direct.atlas import REG_SHAPE
 from cacflow.methods.direct.register import CALCIUM_SCALE_HU, N_CHANNELS
-from cacflow.provenance import atomic_path
+from cacflow.methods.torchutil import checksum_path as checksum_path
+from cacflow.methods.torchutil import save_checkpoint as save_checkpoint
+from cacflow.methods.torchutil import sha256_of as sha256_of
+from cacflow.methods.torchutil import verify_checksum as verify_checksum
 
 FORMAT = "cacflow-direct/1"
 REG_WIDTHS = (8, 16, 32, 32)
@@ -177,56 +179,10 @@ def log_score_loss(pred_scores: torch.Tensor, target_scores: torch.Tensor) -> to
     return (torch.log1p(pred_scores) - torch.log1p(target_scores)).abs().mean()
 
 
-# --- weights file ------------------------------------------------------------------------
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def checksum_path(path: str | os.PathLike) -> Path:
-    return Path(f"{path}.sha256")
-
-
-def save_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike) -> str:
-    """Write the weights file and ``<path>.sha256`` (``sha256sum`` format); returns the hash."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
-    digest = sha256_of(path)
-    with atomic_path(checksum_path(path)) as tmp:
-        tmp.write_text(f"{digest}  {path.name}\n")
-    return digest
-
-
-def verify_checksum(path: str | os.PathLike) -> str:
-    """The file's sha256 when it matches ``<path>.sha256``; ValueError (one line) otherwise."""
-    path = Path(path)
-    side = checksum_path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: model weights not found")
-    if not side.is_file():
-        raise ValueError(f"{path}: no checksum file {side.name}; refusing to load the weights")
-    text = side.read_text().split()
-    expected = text[0].lower() if text else ""
-    actual = sha256_of(path)
-    if actual != expected:
-        raise ValueError(
-            f"{path}: sha256 {actual[:16]}... does not match {side.name} "
-            f"({expected[:16]}...); refusing to load the weights"
-        )
-    return actual
-
-
+# --- weights file (shared helpers: cacflow.methods.torchutil) ---------------------------
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Verify the sha256, then ``torch.load(..., weights_only=True)`` onto the CPU."""
-    verify_checksum(path)
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a {FORMAT} weights file")
-    return ckpt
+    return torchutil.load_checkpoint(path, FORMAT)
 
 
 def make_checkpoint(
