@@ -102,6 +102,7 @@ METHODS: dict[str, Method] = {
             train_rule="train_segment",
             conda_env="envs/torch.yaml",
             config_section="segment",
+            regions=("TAC", "AV", "MV"),
             training_domain=(
                 "trained on synthetic v2 CT and real CAC-free backgrounds with inserted calcium "
                 "(resources/models/MODEL_CARD_segment.md); never on real annotated calcium: "

@@ -13,6 +13,7 @@ outside the image is padding (:data:`cacflow.conventions.PADDING_HU`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -55,24 +56,31 @@ def coarse_factors(spacing_xyz: tuple[float, ...], spacing_mm: float) -> tuple[i
     return tuple(int(v) for v in np.maximum(np.rint(spacing_mm / zyx), 1).astype(int))
 
 
-def heart_centre_index(vol: Volume) -> tuple[np.ndarray, str]:
+def heart_centre_index(vol: Volume, heart_cache: Path | None = None) -> tuple[np.ndarray, str]:
     """(z, y, x) analysis-voxel index of the heart's centroid and ``heart``; the image
-    centre and ``image`` when no heart is found."""
+    centre and ``image`` when no heart is found. ``heart_cache``: the resample step's
+    heart of ``vol`` (:data:`cacflow.heart.HEART_SUFFIX`; found anew when absent)."""
     from cacflow.heart import find_heart
 
-    heart = find_heart(vol)
+    heart = find_heart(vol, heart_cache)
     if heart is None or not heart.mask.any():
         return (np.asarray(vol.array.shape, dtype=float) - 1.0) / 2.0, "image"
     xyz = vol.geometry.world_to_index(heart.centre(vol.geometry))
     return np.asarray(xyz, dtype=float)[::-1], "heart"
 
 
-def plan_crop(vol: Volume, spacing_mm: float, size: int, centre: np.ndarray | None = None) -> Crop:
+def plan_crop(
+    vol: Volume,
+    spacing_mm: float,
+    size: int,
+    centre: np.ndarray | None = None,
+    heart_cache: Path | None = None,
+) -> Crop:
     """The crop of ``vol``: ``size`` coarse voxels a side round ``centre`` ((z, y, x)
-    analysis index; default: :func:`heart_centre_index`)."""
+    analysis index; default: :func:`heart_centre_index`, with ``heart_cache``)."""
     how = "given"
     if centre is None:
-        centre, how = heart_centre_index(vol)
+        centre, how = heart_centre_index(vol, heart_cache)
     factors = coarse_factors(vol.geometry.spacing, spacing_mm)
     extent = np.asarray(factors) * size
     start = np.rint(np.asarray(centre) - extent / 2.0).astype(int)

@@ -172,12 +172,16 @@ def predict_volume(
     connectivity: int = 26,
     by_component: bool = True,
     window: int | None = None,
+    heart_cache: Path | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """``(label mask, triage row)`` of one analysis volume (HU, (z, y, x)); ``window``:
-    sliding-window side (coarse voxels; default the whole crop)."""
+    sliding-window side (coarse voxels; default the whole crop); ``heart_cache``: the
+    resample step's heart of ``vol``."""
     cfg = model.config
     hu = np.asarray(vol.array)
-    crop = plan_crop(vol, float(cfg["spacing_mm"]), int(cfg["crop_voxels"]))
+    crop = plan_crop(
+        vol, float(cfg["spacing_mm"]), int(cfg["crop_voxels"]), heart_cache=heart_cache
+    )
     x = coarse_inputs(hu, crop, threshold_hu)
     side = min(int(window or cfg["crop_voxels"]), int(cfg["crop_voxels"]))
     probs = coarse_probabilities(model.nets, x, side, model.device)
@@ -207,6 +211,7 @@ def infer_dir(
     import pandas as pd
 
     from cacflow.conventions import ScoringConventions
+    from cacflow.heart import HEART_SUFFIX
     from cacflow.provenance import provenance, write_table
     from cacflow.score import write_labels
     from cacflow.volume import each_volume
@@ -229,6 +234,7 @@ def infer_dir(
             conv.connectivity if conv.connectivity in (6, 18, 26) else 26,
             bool(s.get("component_vote", True)),
             s.get("window_voxels"),
+            heart_cache=Path(images) / f"{uid}{HEART_SUFFIX}",
         )
         write_labels(mask, vol, out / f"{uid}.nii")
         rows.append({"series_uid": uid, **row})

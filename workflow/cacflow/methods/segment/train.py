@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from cacflow.conventions import ScoringConventions
+from cacflow.heart import HEART_SUFFIX
 from cacflow.methods.segment.data import (
     CORONARY,
     N_CLASSES,
@@ -90,7 +91,8 @@ class _Scan:
 def prepare_scan(vol_path: Path, lab_path: Path, s: SegmentTrainSettings, threshold: float):
     vol = read_volume(vol_path)
     lab = read_volume(lab_path).array
-    crop = plan_crop(vol, s.spacing_mm, s.crop_voxels)
+    heart = vol_path.with_name(f"{vol_path.stem}{HEART_SUFFIX}")  # the resample step's
+    crop = plan_crop(vol, s.spacing_mm, s.crop_voxels, heart_cache=heart)
     positive = bool(np.isin(lab, CORONARY).any())
     x = coarse_inputs(np.asarray(vol.array), crop, threshold)
     y = coarse_targets(lab, crop)
