@@ -50,9 +50,7 @@ rule train_direct:
 # results/models/; shipping is a copy by hand (resources/models/MODEL_CARD_segment.md).
 rule train_segment:
     input:
-        images=training_inputs(
-            "results/{ds}/work/resampled/{batch}", SEGMENT["train_datasets"]
-        ),
+        images=training_inputs("results/{ds}/work/resampled/{batch}", SEGMENT["train_datasets"]),
         labels=training_inputs(
             "results/{ds}/work/labels/reference/{batch}", SEGMENT["train_datasets"]
         ),
