@@ -64,6 +64,11 @@ BAD_INPUTS: dict[str, BadInput] = {
         ["--images", str(t / "missing"), "--labels", str(t), "--out", str(t / "m.pt")],
         "missing",
     ),
+    "train-segment": lambda t: (
+        ["--images", str(t / "missing"), "--labels", str(t), "--out", str(t / "m.pt")],
+        "missing",
+    ),
+    "triage": lambda t: ([str(t / "missing"), "--out", str(t / "triage.parquet")], "missing"),
 }
 
 

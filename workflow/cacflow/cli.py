@@ -560,10 +560,10 @@ def _triage_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _triage(a: argparse.Namespace) -> None:
-    from cacflow.methods.segment.infer import TRIAGE_FILE
-    from cacflow.methods.segment.triage import write_triage
+    from cacflow.methods.segment.triage import TRIAGE_FILE, write_triage
 
-    table = write_triage([d / TRIAGE_FILE for d in a.parts], a.scores, a.out, a.settings)
+    parts = [_existing_dir(d) / TRIAGE_FILE for d in a.parts]
+    table = write_triage(parts, a.scores, a.out, a.settings)
     print(f"triage: {len(table)} statistics", flush=True)
 
 

@@ -44,13 +44,13 @@ from cacflow.methods.segment.data import (
     to_coarse,
 )
 from cacflow.methods.segment.model import build_members, load_checkpoint
+from cacflow.methods.segment.triage import TRIAGE_FILE
 from cacflow.methods.torchutil import configure, resolve_device, sha256_of
 from cacflow.volume import Volume
 
 DEFAULT_ENSEMBLE = 3
 SW_OVERLAP = 0.25
 """Overlap of the sliding windows (share of the window)."""
-TRIAGE_FILE = "triage.parquet"
 """Per-batch triage table written beside the label masks."""
 
 

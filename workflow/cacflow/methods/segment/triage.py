@@ -29,6 +29,10 @@ import pandas as pd
 from cacflow.conventions import REFERENCE_METHOD, TOTAL
 from cacflow.stats.bootstrap import DEFAULT_N_BOOT, bootstrap_sums, percentile_ci
 
+TRIAGE_FILE = "triage.parquet"
+"""Per-batch triage scores written by ``cacflow infer segment`` beside its label masks
+(torch-free here: the ``triage`` rule runs in the stats environment)."""
+
 METHOD = "segment"
 COLUMNS = ("method", "statistic", "value", "ci_low", "ci_high", "n")
 
@@ -108,7 +112,7 @@ def write_triage(
     parts: list[Path], scores_path: Path | None, out: Path, settings: dict[str, Any]
 ) -> pd.DataFrame:
     """``results/<ds>/triage.parquet`` from the per-batch triage tables of ``segment``
-    (:data:`.infer.TRIAGE_FILE`) and the dataset's ``scores.parquet``."""
+    (:data:`TRIAGE_FILE`) and the dataset's ``scores.parquet``."""
     from cacflow.provenance import write_table
     from cacflow.tables import table_meta
 
