@@ -20,8 +20,10 @@ from cacflow.calcium import (
     increment_factor,
     label_components,
     score_lesions,
+    without_metal,
 )
 from cacflow.conventions import (
+    METAL_MIN_HU,
     IncrementFactor,
     Label,
     MinLesion,
@@ -472,3 +474,18 @@ def test_reproduces_calciumscoring_jl_documented_example() -> None:
     hu[:, :, 1:4] = 280
     les = score_lesions(hu, g, labelled(hu), conv)
     assert total(les) == pytest.approx(12.0)
+
+
+def test_without_metal_clears_components_reaching_the_metal_peak() -> None:
+    """A stent-like component (one voxel at the metal peak, its blooming >= 130 HU round
+    it) loses its labels, calcium of 1,900 HU beside it keeps them."""
+    hu = np.zeros((3, 8, 8), dtype=np.int16)
+    hu[1, 1:4, 1:4] = 300
+    hu[1, 2, 2] = METAL_MIN_HU
+    hu[1, 5:7, 5:7] = 1900
+    mask = (hu >= 130).astype(np.uint8) * int(Label.LAD)
+    out = without_metal(mask, hu, 130.0)
+    assert not out[1, 1:4, 1:4].any()
+    assert (out[1, 5:7, 5:7] == int(Label.LAD)).all()
+    assert out.dtype == mask.dtype
+    np.testing.assert_array_equal(without_metal(mask, np.minimum(hu, 1999), 130.0), mask)

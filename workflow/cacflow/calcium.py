@@ -32,11 +32,13 @@ from __future__ import annotations
 import cc3d
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 
 from cacflow.conventions import (
     AGATSTON_REFERENCE_THICKNESS_MM,
     AGATSTON_WEIGHT_EDGES_HU,
     ARTERIES,
+    METAL_MIN_HU,
     REGIONS,
     TOTAL,
     IncrementFactor,
@@ -122,6 +124,30 @@ def label_components(labels: np.ndarray, connectivity: int) -> np.ndarray:
         out[k] = np.where(cc > 0, cc + np.uint32(offset), 0)
         offset += n
     return out
+
+
+def metal_components(hu: np.ndarray, components: np.ndarray, n: int) -> np.ndarray:
+    """Boolean per component id 0..n of ``components`` (labelled calcium of the HU image
+    ``hu``): True where the component's peak reaches :data:`METAL_MIN_HU` (metal)."""
+    out = np.zeros(n + 1, dtype=bool)
+    if n:
+        peaks = ndimage.maximum(hu, components, index=np.arange(1, n + 1))
+        out[1:] = np.asarray(peaks) >= METAL_MIN_HU
+    return out
+
+
+def without_metal(
+    mask: np.ndarray, hu: np.ndarray, threshold_hu: float, connectivity: int = 26
+) -> np.ndarray:
+    """``mask`` (label mask on the grid of ``hu``) with 0 on every calcium component
+    (>= ``threshold_hu``, ``connectivity``) that reaches :data:`METAL_MIN_HU`."""
+    if not mask.any() or float(hu.max()) < METAL_MIN_HU:
+        return mask
+    components = cc3d.connected_components(
+        hu >= threshold_hu, connectivity=connectivity, out_dtype=np.uint32
+    )
+    metal = metal_components(hu, components, int(components.max()))[components]
+    return np.where(metal, 0, mask).astype(mask.dtype)
 
 
 def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:

