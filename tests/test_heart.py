@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
+from scipy.spatial import ConvexHull
 
 from cacflow.heart import blood_pool_hu, convex_hull_2d, find_heart, noise_hu
 from cacflow.insert import crop_fov
@@ -125,3 +127,20 @@ def test_saved_heart_is_the_heart_found(real_series, tmp_path) -> None:
     assert load_heart(path, vol.array.shape) == (True, None)
     assert find_heart(vol, path) is None
     assert load_heart(tmp_path / "missing.npz", vol.array.shape) == (False, None)
+
+
+def test_convex_hull_is_every_pixel_centre_inside_all_facets() -> None:
+    """Row spans of the hull equal the definition, pixel by pixel: a pixel centre is
+    inside when it satisfies every facet inequality of scipy's hull (to 1e-9)."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:40, :50]
+    for _ in range(60):
+        mask = np.zeros((40, 50), dtype=bool)
+        for _ in range(int(rng.integers(1, 4))):
+            cy, cx, ry, rx = rng.integers(3, 37), rng.integers(3, 47), *rng.integers(1, 12, 2)
+            mask |= ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+        pts = np.argwhere(mask & ~ndimage.binary_erosion(mask))
+        eq = ConvexHull(pts).equations
+        grid = np.stack([yy.ravel(), xx.ravel()], axis=1)
+        want = (grid @ eq[:, :2].T + eq[:, 2] <= 1e-9).all(axis=1).reshape(mask.shape)
+        np.testing.assert_array_equal(convex_hull_2d(mask), want | mask)

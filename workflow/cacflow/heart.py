@@ -348,13 +348,45 @@ def convex_hull_2d(mask: np.ndarray) -> np.ndarray:
         hull = ConvexHull(pts)
     except QhullError:
         return mask.copy()
-    lo, hi = pts.min(axis=0), pts.max(axis=0) + 1
-    yy, xx = np.mgrid[lo[0] : hi[0], lo[1] : hi[1]]
-    grid = np.stack([yy.ravel(), xx.ravel()], axis=1)
-    inside = (grid @ hull.equations[:, :2].T + hull.equations[:, 2] <= 1e-9).all(axis=1)
+    ys, x0, x1 = _hull_rows(hull.equations, pts.min(axis=0), pts.max(axis=0))
+    cols = np.arange(mask.shape[1])
     out = np.zeros_like(mask)
-    out[lo[0] : hi[0], lo[1] : hi[1]] = inside.reshape(yy.shape)
+    out[ys] = (cols >= x0[:, None]) & (cols <= x1[:, None])
     return out | mask
+
+
+_HULL_TOL = 1e-9
+"""A pixel centre is inside the hull when every facet's a*y + b*x + c <= this."""
+
+
+def _hull_rows(
+    eq: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, first columns, last columns) of the pixel centres inside the convex hull with
+    facet equations ``eq`` (rows a, b, c: a*y + b*x + c <= 0 inside) within the box
+    ``lo``..``hi`` (inclusive); empty rows have first > last. Per row each facet bounds x
+    from one side, so the cost is rows x facets, not pixels x facets."""
+    a, b, c = eq[:, 0], eq[:, 1], eq[:, 2]
+    ys = np.arange(int(lo[0]), int(hi[0]) + 1)
+    rhs = _HULL_TOL - c[None, :] - a[None, :] * ys[:, None]  # b * x <= rhs, every facet
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = rhs / b[None, :]
+    upper, lower, flat = b > 1e-12, b < -1e-12, np.abs(b) <= 1e-12
+    x1 = np.floor(np.where(upper, bound, np.inf).min(axis=1) + 1e-6)
+    x0 = np.ceil(np.where(lower, bound, -np.inf).max(axis=1) - 1e-6)
+    x1 = np.minimum(x1, hi[1]).astype(int)
+    x0 = np.maximum(x0, lo[1]).astype(int)
+    x1[(np.where(flat, rhs, 0.0) < 0).any(axis=1)] = -1  # a flat facet excludes the row
+
+    def outside(x: np.ndarray) -> np.ndarray:
+        return (a * ys[:, None] + b * x[:, None] + c > _HULL_TOL).any(axis=1) & (x0 <= x1)
+
+    # the division may round across a pixel centre: settle the ends on the inequality
+    while (bad := outside(x0)).any():
+        x0[bad] += 1
+    while (bad := outside(x1)).any():
+        x1[bad] -= 1
+    return ys, x0, x1
 
 
 def mediastinum(body: np.ndarray, lungs: np.ndarray) -> np.ndarray:
