@@ -320,3 +320,22 @@ def test_the_step_rerun_writes_identical_files(tiny_run: Path, tmp_path: Path) -
     assert first == sorted(p.relative_to(out) for p in out.rglob("*.dcm")) and first
     for rel in first:
         assert (seg_dir / rel).read_bytes() == (out / rel).read_bytes(), rel
+
+
+@pytest.mark.slow
+def test_report_seg_false_drops_the_rule(tiny_run: Path) -> None:
+    """Config `report.seg: false`: the report no longer asks for the SEG folder (a dry run
+    plans the report again, without rule seg); the default plans nothing."""
+    import yaml
+
+    from wf import run_snakemake
+
+    off = tiny_run / "seg_off.yaml"
+    off.write_text(yaml.safe_dump({"report": {"seg": False}}))
+    cfg = str(tiny_run / "tiny.yaml")
+    proc = run_snakemake(tiny_run, "-n", "--configfile", cfg, str(off), "--forcerun", "report")
+    text = proc.stdout + proc.stderr
+    assert "rule report:" in text or "localrule report:" in text
+    assert "rule seg:" not in text and "results/tiny/seg" not in text
+    forced = run_snakemake(tiny_run, "-n", "--configfile", cfg, "--forcerun", "report").stdout
+    assert "results/tiny/seg" in forced  # the default: the SEG folder is the report's input
