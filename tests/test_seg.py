@@ -64,7 +64,9 @@ def sources(tmp_path: Path | None = None, spec: SeriesSpec = SPEC) -> list[pydic
         for keyword, value in IDENTIFYING.items():
             setattr(ds, keyword, value)
         pydicom.dcmwrite(tmp_path / f"IM{k}.dcm", ds, enforce_file_format=True)
-    return [pydicom.dcmread(tmp_path / f"IM{k}.dcm", stop_before_pixels=True) for k in range(6)]
+    return [
+        pydicom.dcmread(tmp_path / f"IM{k}.dcm", stop_before_pixels=True) for k in range(SHAPE[0])
+    ]
 
 
 def mask() -> np.ndarray:
@@ -254,6 +256,10 @@ def test_the_step_writes_the_pictured_scans_of_each_label_source(tmp_path: Path)
     )
     assert pd.read_parquet(out / "index.parquet").equals(index)
     ds = pydicom.dcmread(out / index.loc[0, "file"])
+    for image in (work / "resampled").rglob(f"{uids[0]}.nii"):
+        image.unlink()  # a cleaned work folder: that scan is left out, the others written
+    again = export_report_segs(work, manifest, settings, scans, scores, tmp_path / "again")
+    assert set(again["series_uid"]) == {uids[1]}
     assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID in set(
         pd.read_parquet(manifest)["dicom_series_uid"]
     )

@@ -311,10 +311,15 @@ def export_scan(
     out: Path,
 ) -> list[dict[str, Any]]:
     """SEG files of scan ``uid`` (batch ``batch`` of the work folder) for each label source
-    with a mask, on the analysis grid; one index row each (without ``why``)."""
+    with a mask, on the analysis grid; one index row each (without ``why``). No row where
+    the analysis volume is gone (a work folder cleaned after the run: the report says how many
+    chosen scans it could not picture)."""
     from cacflow.volume import read_geometry, read_volume
 
-    geometry = read_geometry(work / "resampled" / batch / f"{uid}.nii")
+    image = work / "resampled" / batch / f"{uid}.nii"
+    if not image.exists():
+        return []
+    geometry = read_geometry(image)
     headers: list[Dataset] | None = None
     rows = []
     for source in sources:
