@@ -60,6 +60,11 @@ BAD_INPUTS: dict[str, BadInput] = {
     "stats": lambda t: ([str(t), "--settings", "{}"], "scores.parquet"),
     "study": lambda t: (["simulate", str(t), "--settings", "{}"], "--out"),
     "report": lambda t: ([str(t / "missing"), "--settings", "{}", "--out", "r.html"], "missing"),
+    "seg": lambda t: (
+        [str(t / "missing"), str(t / "m.parquet"), "--scans", str(t), "--scores", str(t)]
+        + ["--settings", "{}", "--out", str(t / "seg")],
+        "missing",
+    ),
     "train-direct": lambda t: (
         ["--images", str(t / "missing"), "--labels", str(t), "--out", str(t / "m.pt")],
         "missing",

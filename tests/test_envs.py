@@ -308,7 +308,7 @@ def test_step_runs_in_its_env(rule: RuleEnv, tiny_run: Path, env_venvs: dict) ->
 def test_pyproject_declares_every_import() -> None:
     """Every third-party module the package imports (anywhere, lazy imports included) comes
     from a distribution listed in pyproject.toml's ``dependencies`` or in an optional feature's
-    extra (``seg``: highdicom, for the DICOM SEG export); the ``test`` extra does not count."""
+    extra; the ``test`` extra does not count."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     extras = [deps for name, deps in project["optional-dependencies"].items() if name != "test"]
     runtime = project["dependencies"] + [d for deps in extras for d in deps]

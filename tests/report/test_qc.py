@@ -210,3 +210,37 @@ def test_missing_volumes_are_said_not_hidden(tmp_path: Path, report_inputs) -> N
     assert got["pictures"] == [] and got["missing"] == 1
     page = render_report(**report_inputs, qc=got)
     assert "1 chosen scan could not be pictured" in page
+
+
+def test_pictures_link_their_seg_files_relatively(
+    section: dict, report_inputs, tmp_path: Path
+) -> None:
+    """A SEG index beside the page: each pictured scan's caption links its SEG files by a
+    relative link (no absolute path) and says which source labelled nothing."""
+    from cacflow.report.qc import SEG_INDEX_FILE, add_seg_links
+
+    seg_dir = tmp_path / "results" / "ds" / "seg"
+    seg_dir.mkdir(parents=True)
+    index = pd.DataFrame(
+        {
+            "series_uid": ["1.4", "1.4"],
+            "source": ["reference", "hu-threshold"],
+            "why": ["outlier", "outlier"],
+            "file": ["reference/1.4.dcm", None],
+            "n_voxels": [16, 0],
+            "segments": ["LAD", ""],
+        }
+    )
+    index.to_parquet(seg_dir / SEG_INDEX_FILE)
+    linked = add_seg_links(section, seg_dir, seg_dir.parent)
+    assert linked["seg_dir"] == "seg"
+    assert [f["segs"] for f in linked["pictures"]][:2] == [
+        [("reference", "seg/reference/1.4.dcm"), ("hu-threshold", None)],
+        [],
+    ]
+    page = render_report(**report_inputs, qc=linked)
+    assert 'DICOM SEG: <a href="seg/reference/1.4.dcm">reference</a>,' in page
+    assert "hu-threshold (no labelled voxel, no file)." in page
+    assert "<code>seg/&lt;source&gt;/&lt;series_uid&gt;.dcm</code>" in page
+    assert str(tmp_path) not in page
+    assert "DICOM SEG" not in render_report(**report_inputs, qc=section)

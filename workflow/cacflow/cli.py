@@ -440,6 +440,13 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
         help="the dataset's work folder (results/<ds>/work) and series manifest: adds the scan "
         "QC pictures (volumes and masks of the chosen scans are found by their batch)",
     )
+    p.add_argument(
+        "--seg",
+        type=Path,
+        metavar="SEG_DIR",
+        help="the `cacflow seg` folder (results/<ds>/seg): the QC pictures link to its DICOM "
+        "SEG files (relative links)",
+    )
     p.set_defaults(handler=_report)
 
 
@@ -448,7 +455,39 @@ def _report(a: argparse.Namespace) -> None:
 
     feedback = tuple(_existing_dir(d) for d in a.feedback) if a.feedback else None
     qc = (a.qc[0], a.qc[1]) if a.qc else None  # missing volumes: fewer pictures, said so
-    write_report(_existing_dir(a.data_dir), a.settings, a.out, feedback, qc)
+    seg = _existing_dir(a.seg) if a.seg else None
+    write_report(_existing_dir(a.data_dir), a.settings, a.out, feedback, qc, seg)
+
+
+# --- seg ---------------------------------------------------------------------------------
+def _seg_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "seg",
+        help="DICOM SEG files of the masks of the scans the report pictures",
+        description="One DICOM Segmentation per scan the report pictures as a scored scan "
+        "(outliers and sample) and label source (reference, methods with voxel labels), on "
+        "the analysis grid, referencing the source series; identifiers blanked. Writes "
+        "OUT/<source>/<series_uid>.dcm and OUT/index.parquet.",
+    )
+    p.add_argument("work", type=Path, help="the dataset's work folder (results/<ds>/work)")
+    p.add_argument("manifest", type=Path, help="series manifest (batches, source files)")
+    p.add_argument("--scans", type=Path, required=True, help="the dataset's scans.parquet")
+    p.add_argument("--scores", type=Path, required=True, help="the dataset's scores.parquet")
+    p.add_argument("--settings", type=_json_arg, required=True, help="dataset settings JSON")
+    p.add_argument("--out", type=Path, required=True, help="output folder (results/<ds>/seg)")
+    p.set_defaults(handler=_seg)
+
+
+def _seg(a: argparse.Namespace) -> None:
+    from cacflow.provenance import atomic_dir
+    from cacflow.seg import export_report_segs
+    from cacflow.tables import read_table
+
+    work = _existing_dir(a.work)
+    scans, scores = read_table(a.scans), read_table(a.scores)
+    with atomic_dir(a.out) as out:
+        index = export_report_segs(work, a.manifest, a.settings, scans, scores, out)
+    print(f"seg: {index['file'].notna().sum()} SEG files of {index['series_uid'].nunique()} scans")
 
 
 # --- train-direct ------------------------------------------------------------------------
@@ -587,6 +626,7 @@ PARSERS = (
     _stats_parser,
     _study_parser,
     _report_parser,
+    _seg_parser,
     _train_direct_parser,
     _train_segment_parser,
     _triage_parser,

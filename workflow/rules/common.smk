@@ -195,6 +195,21 @@ def qc_args(wildcards):
     return f"--qc results/{wildcards.ds}/work {manifest_path(wildcards)}"
 
 
+def seg_output(wildcards):
+    """Report input: the DICOM SEG folder of a dataset with DICOM when `report.seg` is on."""
+    s = SETTINGS[wildcards.ds]
+    on = (s.get("report") or {}).get("seg", default_of("report", "seg"))
+    return f"results/{wildcards.ds}/seg" if s["has_dicom"] and on else []
+
+
+def seg_arg(wildcards, input):
+    return f"--seg {input.seg}" if input.seg else ""
+
+
+def work_dir(wildcards):
+    return f"results/{wildcards.ds}/work"
+
+
 # Study tables (study.smk)
 
 

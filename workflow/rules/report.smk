@@ -1,4 +1,5 @@
-# One self-contained HTML report per dataset.
+# One self-contained HTML report per dataset, and the DICOM SEG files of the scans it
+# pictures (config report.seg).
 
 
 rule report:
@@ -13,6 +14,7 @@ rule report:
         feedback=feedback_dirs,
         study=study_outputs,
         triage=triage_output,
+        seg=seg_output,
     output:
         report(
             "results/{ds}/report.html",
@@ -29,6 +31,7 @@ rule report:
             "--feedback " + " ".join(input.feedback) if input.feedback else ""
         ),
         qc=qc_args,
+        seg=seg_arg,
     threads: 1
     resources:
         mem_mb=4000,
@@ -37,4 +40,29 @@ rule report:
         "../../envs/stats.yaml"
     shell:
         "cacflow report results/{wildcards.ds} --settings {params.settings:q} "
-        "--out {output} {params.feedback} {params.qc} > {log} 2>&1"
+        "--out {output} {params.feedback} {params.qc} {params.seg} > {log} 2>&1"
+
+
+rule seg:
+    input:
+        scans="results/{ds}/scans.parquet",
+        scores="results/{ds}/scores.parquet",
+        manifest=manifest_path,
+    output:
+        directory("results/{ds}/seg"),
+    log:
+        "logs/{ds}/seg.log",
+    benchmark:
+        "benchmarks/{ds}/seg.tsv"
+    params:
+        settings=settings_json,
+        work=work_dir,
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/stats.yaml"
+    shell:
+        "cacflow seg {params.work} {input.manifest} --scans {input.scans} "
+        "--scores {input.scores} --settings {params.settings:q} --out {output} > {log} 2>&1"

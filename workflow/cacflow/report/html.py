@@ -792,6 +792,7 @@ def _qc_view(qc: Mapping[str, Any] | None) -> dict[str, Any] | None:
             "reference": fmt(f.get("reference"), 1),
             "others": ", ".join(f"{s} {fmt(v, 1)}" for s, v in f.get("others", [])),
             "reason": _unscorable_text(f.get("reason")) if f["status"] != "ok" else None,
+            "segs": f.get("segs", []),
         }
         for f in qc["pictures"]
     ]
@@ -803,6 +804,7 @@ def _qc_view(qc: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "n_shown_outliers": n_out,
         "n_not_scorable": n_unscorable,
         "n_sampled": len(items) - n_out - n_unscorable,
+        "seg_dir": qc.get("seg_dir"),
     }
 
 

@@ -60,6 +60,8 @@ QC_NOT_SCORABLE = 2
 heart slice, no overlay)."""
 REFERENCE_SOURCE = "reference"
 """Folder name of the reference's masks under ``work/labels``."""
+SEG_INDEX_FILE = "index.parquet"
+"""The DICOM SEG folder's table (:func:`cacflow.seg.export_report_segs` writes it)."""
 
 
 @dataclass(frozen=True)
@@ -302,6 +304,36 @@ def qc_figure_item(
     }
 
 
+def _qc_settings(settings: dict[str, Any]) -> tuple[int, int, int, Scheme]:
+    """``report.qc_sample``, ``qc_max``, ``qc_not_scorable`` and the outlier scheme."""
+    from cacflow.conventions import schemes_from_config
+
+    conf = settings.get("report") or {}
+    n_sample = int(conf.get("qc_sample", QC_SAMPLE))
+    n_max = int(conf.get("qc_max", QC_MAX))
+    n_unscorable = int(conf.get("qc_not_scorable", QC_NOT_SCORABLE))
+    schemes = schemes_from_config(settings.get("schemes"))
+    return (
+        n_sample,
+        n_max,
+        n_unscorable,
+        schemes.get(OUTLIER_SCHEME, DEFAULT_SCHEMES[OUTLIER_SCHEME]),
+    )
+
+
+def select_scans(
+    settings: dict[str, Any],
+    scans: pd.DataFrame,
+    scores: pd.DataFrame,
+    reference: str = REFERENCE_METHOD,
+) -> Selection:
+    """The scans the report pictures (:func:`choose_scans` with the dataset's ``report``
+    settings and QC method); the DICOM SEG export (:mod:`cacflow.seg`) writes the same."""
+    n_sample, n_max, n_unscorable, scheme = _qc_settings(settings)
+    method = qc_method(settings)
+    return choose_scans(scans, scores, method, reference, n_sample, n_max, scheme, n_unscorable)
+
+
 def qc_section(
     work: Path,
     manifest: Path,
@@ -314,16 +346,9 @@ def qc_section(
     ``n_outliers``, ``cut_outliers``, ``cut_sample``, ``missing`` (chosen scans whose
     volume was not found, e.g. a work folder cleaned after the run), ``method``,
     ``qc_sample``, ``qc_max`` and the outlier rule's numbers."""
-    from cacflow.conventions import schemes_from_config
-
-    conf = settings.get("report") or {}
-    n_sample = int(conf.get("qc_sample", QC_SAMPLE))
-    n_max = int(conf.get("qc_max", QC_MAX))
-    n_unscorable = int(conf.get("qc_not_scorable", QC_NOT_SCORABLE))
-    schemes = schemes_from_config(settings.get("schemes"))
-    scheme = schemes.get(OUTLIER_SCHEME, DEFAULT_SCHEMES[OUTLIER_SCHEME])
+    n_sample, n_max, n_unscorable, scheme = _qc_settings(settings)
     method = qc_method(settings)
-    sel = choose_scans(scans, scores, method, reference, n_sample, n_max, scheme, n_unscorable)
+    sel = select_scans(settings, scans, scores, reference)
     uids = [c.series_uid for c in sel.chosen]
     where = batch_of(manifest, int(settings["batch_size"]), uids) if manifest.exists() else {}
     wide = totals(scores)
@@ -363,3 +388,26 @@ def qc_section(
         "cross_high": CROSS_HIGH,
         "cross_low": CROSS_LOW,
     }
+
+
+def seg_links(seg_dir: Path, page_dir: Path) -> dict[str, list[tuple[str, str | None]]]:
+    """(label source, link) pairs per series_uid from the SEG folder's index
+    (:data:`SEG_INDEX_FILE`); the link is relative to the page's folder (None where
+    the mask labelled no voxel, so no SEG was written)."""
+    index = pd.read_parquet(seg_dir / SEG_INDEX_FILE)
+    links: dict[str, list[tuple[str, str | None]]] = {}
+    for row in index.itertuples(index=False):
+        href = None
+        if isinstance(row.file, str) and row.file:
+            href = Path(os.path.relpath(seg_dir / row.file, page_dir)).as_posix()
+        links.setdefault(str(row.series_uid), []).append((str(row.source), href))
+    return links
+
+
+def add_seg_links(qc: dict[str, Any], seg_dir: Path, page_dir: Path) -> dict[str, Any]:
+    """``qc`` (:func:`qc_section`) with each picture's ``segs`` (:func:`seg_links`) and the
+    section's ``seg_dir`` (relative to the page's folder)."""
+    links = seg_links(seg_dir, page_dir)
+    pictures = [{**f, "segs": links.get(f["series_uid"], [])} for f in qc["pictures"]]
+    where = Path(os.path.relpath(seg_dir, page_dir)).as_posix()
+    return {**qc, "pictures": pictures, "seg_dir": where}

@@ -47,11 +47,13 @@ def write_report(
     out: Path,
     feedback_dirs: tuple[Path, Path] | None = None,
     qc_inputs: tuple[Path, Path] | None = None,
+    seg_dir: Path | None = None,
 ) -> None:
     """Render ``report.html`` from a dataset's tables; ``feedback_dirs`` (analysis volumes,
     ``direct`` predictions of one batch) add the decision-feedback figures, ``qc_inputs``
     (the dataset's work folder and manifest) the scan QC pictures
-    (:mod:`cacflow.report.qc`)."""
+    (:mod:`cacflow.report.qc`), ``seg_dir`` (the `seg` step's folder) links to the DICOM
+    SEG files of the pictured scans."""
     from cacflow.methods.registry import METHODS
     from cacflow.report import render_report
     from cacflow.report.feedback import feedback_examples, feedback_pairs
@@ -81,6 +83,10 @@ def write_report(
         qc = qc_section(*qc_inputs, settings, scans, scores, reference)
     else:
         qc = None
+    if qc is not None and seg_dir is not None:
+        from cacflow.report.qc import add_seg_links
+
+        qc = add_seg_links(qc, seg_dir, out.parent)
     html = render_report(
         dataset=settings["dataset"],
         reference=reference,
