@@ -103,3 +103,20 @@ def test_verdicts_turn_ok_series_not_scorable_and_keep_notes() -> None:
     assert out.loc["b", "status"] == "not_scorable" and out.loc["b", "reason"] == "noise"
     assert out.loc["c", "status"] == "excluded" and np.isnan(out.loc["c", "noise_hu"])
     assert out.loc["b", "noise_hu"] == 40.0
+
+
+def test_metal_near_the_heart_is_noted_and_the_scan_stays_scorable(real_series) -> None:
+    """A stent-like rod (2,500 HU) painted on the surface of a real scan's heart: status
+    ok, and reason_detail says the score leaves metal out; without it, no note."""
+    vol = _analysis(real_series("a0001_5mm_B").volume)
+    plain = assess(vol, CFG, "s", 3.0)
+    assert plain.reason is None and "metal" not in plain.detail
+    heart = find_heart(vol)
+    surface = heart.full_mask(vol.array.shape)
+    edge = surface & ~np.roll(surface, 1, axis=2)  # the heart's left-to-right edge voxels
+    z, y, x = np.argwhere(edge)[len(np.argwhere(edge)) // 2]
+    stented = np.array(vol.array, copy=True)
+    stented[z, y - 2 : y + 2, x - 1 : x + 1] = 2500.0
+    v = assess(Volume(stented, vol.geometry, vol.meta), CFG, "s", 3.0)
+    assert v.reason is None
+    assert "metal near the heart (peak 2500 HU" in v.detail

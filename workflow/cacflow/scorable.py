@@ -24,6 +24,12 @@ the first that fails gives the ``reason`` (a :class:`~cacflow.conventions.Reason
    gated calcium scan (15-25 HU at 3 mm), which the threshold was made for; sharp and lung
    kernels (SD 37-45 HU at 3-5 mm, measured on the shared real series) put thousands of
    noise voxels above it, so they are not scored rather than given a confident number.
+
+A scorable image with metal round the heart (a voxel at or above
+:data:`cacflow.conventions.METAL_MIN_HU` within :data:`METAL_NEAR_HEART_MM` of it, inside
+the mediastinum: a stent, wire, clip or lead) keeps status ``ok`` with a note in
+``reason_detail``: the methods leave metal components out, and calcium hidden in the
+metal's blooming is not counted, so its score is a lower bound there.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ from typing import Any
 
 from cacflow.conventions import Reason, Status
 from cacflow.volume import Volume
+
+METAL_NEAR_HEART_MM = 8.0
+"""Distance (mm) from the heart within which metal earns the note (the coronary arteries
+run on the heart's surface)."""
 
 SCORABLE_FILE = "scorable.parquet"
 """Written by ``cacflow resample`` beside the analysis images of a batch."""
@@ -138,7 +148,30 @@ def assess(
             f" (kernel {kernel})" if kernel else ""
         )
         return Assessment(series_uid, Reason.NOISE, detail, **measured)
+    metal = metal_near_heart(vol, heart)
+    if metal is not None:
+        notes.append(
+            f"metal near the heart (peak {metal:.0f} HU: stent, wire or clip?): left out "
+            "of the scores, calcium under its blooming not counted"
+        )
     return Assessment(series_uid, None, "; ".join(notes), **measured)
+
+
+def metal_near_heart(vol: Volume, heart: Any) -> float | None:
+    """The peak HU of the metal (>= :data:`cacflow.conventions.METAL_MIN_HU`) within
+    :data:`METAL_NEAR_HEART_MM` of ``heart`` (a :class:`cacflow.heart.Heart` of ``vol``)
+    inside its mediastinal region; None when there is none."""
+    import numpy as np
+
+    from cacflow.conventions import METAL_MIN_HU
+    from cacflow.heart import dilate, upsample
+
+    hu = np.asarray(vol.array)
+    if float(hu.max()) < METAL_MIN_HU:
+        return None
+    near = dilate(heart.mask, METAL_NEAR_HEART_MM, heart.coarse_mm) & heart.region
+    peak = float(hu[upsample(near, heart.factors, hu.shape)].max(initial=-np.inf))
+    return peak if peak >= METAL_MIN_HU else None
 
 
 def assessment_table(rows: list[Assessment]) -> Any:
