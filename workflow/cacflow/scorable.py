@@ -28,8 +28,9 @@ the first that fails gives the ``reason`` (a :class:`~cacflow.conventions.Reason
 A scorable image with metal round the heart (a voxel at or above
 :data:`cacflow.conventions.METAL_MIN_HU` within :data:`METAL_NEAR_HEART_MM` of it, inside
 the mediastinum: a stent, wire, clip or lead) keeps status ``ok`` with a note in
-``reason_detail``: the methods leave metal components out, and calcium hidden in the
-metal's blooming is not counted, so its score is a lower bound there.
+``reason_detail``: the voxel methods leave metal components out, and calcium hidden in
+the metal's blooming is not counted, so their score is a lower bound there (``direct``
+scores slices and may count the metal).
 """
 
 from __future__ import annotations
@@ -151,8 +152,8 @@ def assess(
     metal = metal_near_heart(vol, heart)
     if metal is not None:
         notes.append(
-            f"metal near the heart (peak {metal:.0f} HU: stent, wire or clip?): left out "
-            "of the scores, calcium under its blooming not counted"
+            f"metal near the heart (peak {metal:.0f} HU: stent, wire or clip?): voxel "
+            "methods leave it out, calcium under its blooming is not counted"
         )
     return Assessment(series_uid, None, "; ".join(notes), **measured)
 
