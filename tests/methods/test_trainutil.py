@@ -50,3 +50,19 @@ def test_without_validation_every_epoch_runs_and_the_last_is_kept() -> None:
     assert len(fit.train_loss) == 6 and fit.validation_loss == []
     assert float(net.weight) == 6.0
     assert log == [f"toy epoch {e}: loss {10.0 - e:.4f}" for e in range(1, 7)]
+
+
+def test_training_settings_default_to_the_schema() -> None:
+    """One home per default: each method's settings dataclass agrees with its config
+    section on every key the two share."""
+    from dataclasses import asdict
+
+    from cacflow.config import default_of
+    from cacflow.methods.direct.train import TrainSettings
+    from cacflow.methods.segment.settings import SegmentTrainSettings
+
+    for settings, section in ((TrainSettings(), "direct"), (SegmentTrainSettings(), "segment")):
+        schema = default_of(section)
+        shared = {k: v for k, v in asdict(settings).items() if k in schema}
+        assert {"epochs", "patience", "validation_fraction", "seed"} <= set(shared), section
+        assert shared == {k: schema[k] for k in shared}, section
