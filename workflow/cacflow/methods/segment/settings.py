@@ -1,5 +1,5 @@
-"""Training settings of the ``segment`` method (torch-free, so the CLI parser stays cheap).
-Defaults equal the config schema's section ``segment``."""
+"""Training settings of the ``segment`` method (torch-free). Defaults equal the config
+schema's section ``segment`` (tests/methods/test_trainutil.py checks)."""
 
 from __future__ import annotations
 
