@@ -112,3 +112,15 @@ def test_bad_input_is_one_error_line(step: str, tmp_path: Path) -> None:
     assert errors == [lines[-1]], proc.stderr  # argparse may print its usage lines first
     assert errors[0].startswith(f"cacflow {step}: error: "), errors[0]
     assert named in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("step,section", [("train-direct", "direct"), ("train-segment", "segment")])
+def test_training_options_default_to_the_schema(step: str, section: str) -> None:
+    from cacflow.cli import build_parser
+    from cacflow.config import default_of
+
+    a = build_parser().parse_args([step, "--images", "i", "--labels", "l", "--out", "o.pt"])
+    schema = default_of(section)
+    given = {k: v for k, v in vars(a).items() if k in schema}
+    assert {"epochs", "seed", "patience", "validation_fraction"} <= set(given)
+    assert given == {k: schema[k] for k in given}

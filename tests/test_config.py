@@ -136,3 +136,17 @@ def test_convention_dataclasses_default_to_the_schema() -> None:
     assert ScoringConventions.from_config(default_of("scoring")) == ScoringConventions()
     assert ScorableConfig.from_config(default_of("scorable")) == ScorableConfig()
     assert default_of("datasets", "*", "resample") == {"thickness_mm": 3.0, "increment_mm": 1.5}
+
+
+def test_schema_is_parsed_once_and_callers_cannot_change_it() -> None:
+    from cacflow.config import _parsed_schema, default_of, load_schema
+
+    load_schema()
+    misses = _parsed_schema.cache_info().misses
+    schema = load_schema()
+    schema["properties"]["direct"]["properties"]["epochs"]["default"] = 99
+    defaults = default_of("direct")
+    defaults["epochs"] = 98
+    assert default_of("direct")["epochs"] == 10
+    assert load_schema()["properties"]["direct"]["properties"]["epochs"]["default"] == 10
+    assert _parsed_schema.cache_info().misses == misses

@@ -91,3 +91,39 @@ def tiny_config(
     path = workdir / "tiny.yaml"
     path.write_text(yaml.safe_dump(user))
     return path
+
+
+SEGMENT_WEIGHTS = REPO / "resources" / "models" / "segment.pt"
+
+
+def run_dataset(
+    workdir: Path,
+    name: str,
+    spec: dict | None,
+    *,
+    methods: list[str],
+    targets: list[str],
+) -> Path:
+    """``results/<name>`` of a workflow run in ``workdir`` on one dataset with ``methods``
+    (shipped weights, 50 bootstrap resamples), building ``targets`` (files of
+    ``results/<name>/``). ``spec``: the dataset's entry (None: config/config.yaml's of that
+    name, its inserted-calcium backgrounds made absolute)."""
+    config = yaml.safe_load(copy_config(workdir).read_text())
+    ds = spec if spec is not None else config["datasets"][name]
+    inserted = ds.get("inserted")
+    if inserted:  # the shipped config names the backgrounds relative to the repository
+        inserted["backgrounds"] = [
+            str((REPO / b).resolve()) if not Path(b).is_absolute() else b
+            for b in inserted["backgrounds"]
+        ]
+    user = {
+        "datasets": {name: ds},
+        "run": [name],
+        "methods": methods,
+        "segment": {"weights": str(SEGMENT_WEIGHTS)},
+        "stats": {"n_boot": 50},
+    }
+    (workdir / "user.yaml").write_text(yaml.safe_dump(user))
+    paths = [f"results/{name}/{t}" for t in targets]
+    run_snakemake(workdir, "--cores", "2", *paths, "--configfile", "user.yaml")
+    return workdir / "results" / name

@@ -3,10 +3,14 @@
 
 - a fresh synthetic v1 dataset (the usual mix, a seed used neither for training nor for
   the model card) goes DICOM -> convert -> 3/1.5 mm -> reference -> direct -> stats;
-- the held-out inserted-calcium dataset (the two real backgrounds of shared/data/real_ct
-  with calcium inserted under seeds 101-105, chest and 200 mm cardiac FOV; training used
-  other seeds of the same backgrounds) through the same stages;
+- the held-out inserted-calcium dataset (``inserted`` of config/config.yaml: the two real
+  backgrounds of shared/data/real_ct with calcium inserted under seeds 101-105, chest and
+  200 mm cardiac FOV; training used other seeds of the same backgrounds) through the same
+  stages;
 - the real CAC-free chest CTs of shared/data/real_ct: every scorable series scores < 10.
+
+The last two are the session's runs of tests/methods/conftest.py (shared with the
+`segment` targets).
 
 The kappa is recomputed here from the confusion table with the textbook formula, so the
 check does not lean on the statistics code it reads from."""
@@ -20,16 +24,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from wf import copy_config, run_snakemake
+from wf import REAL_CT, REPO, run_dataset
 
 N_SCANS = 24
 SEED = 3003
-REAL_CT = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_ct"
-if not REAL_CT.is_dir():
-    REAL_CT = Path("/work/shared/data/real_ct")
-BACKGROUNDS = [REAL_CT / "lidc-idri-0314", REAL_CT / "lung-pet-ct-dx-a0001" / "B_soft_5mm"]
-HELDOUT_SEEDS = [101, 102, 103, 104, 105]
-N_INSERTED = len(BACKGROUNDS) * len(HELDOUT_SEEDS) * 2
+_INSERT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["datasets"]["inserted"]
+N_INSERTED = len(_INSERT["inserted"]["backgrounds"]) * len(_INSERT["inserted"]["seeds"]) * 2
+"""Copies in the held-out inserted-calcium dataset: per background and seed, chest and
+cardiac FOV."""
 CAC_FREE_MAX = 10.0
 needs_real = pytest.mark.skipif(not REAL_CT.is_dir(), reason="shared/data/real_ct not present")
 
@@ -47,57 +49,9 @@ def _linear_kappa(table: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def quality_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    spec = {"synthetic": {"n_scans": N_SCANS, "seed": SEED}}
     workdir = tmp_path_factory.mktemp("quality")
-    copy_config(workdir)
-    user = {
-        "datasets": {"quality": {"synthetic": {"n_scans": N_SCANS, "seed": SEED}}},
-        "run": ["quality"],
-        "methods": ["direct"],
-        "stats": {"n_boot": 50},
-    }
-    (workdir / "quality.yaml").write_text(yaml.safe_dump(user))
-    run_snakemake(workdir, "--cores", "2", "--configfile", "quality.yaml")
-    return workdir / "results" / "quality"
-
-
-@pytest.fixture(scope="module")
-def inserted_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = tmp_path_factory.mktemp("inserted")
-    copy_config(workdir)
-    inserted = {
-        "backgrounds": [str(b) for b in BACKGROUNDS],
-        "seeds": HELDOUT_SEEDS,
-        "max_lesions": 8,
-        "fov_mm": [0, 200],
-    }
-    user = {
-        "datasets": {"heldout_inserted": {"inserted": inserted}},
-        "run": ["heldout_inserted"],
-        "methods": ["direct"],
-        "stats": {"n_boot": 50},
-    }
-    (workdir / "inserted.yaml").write_text(yaml.safe_dump(user))
-    run_snakemake(
-        workdir,
-        "--cores",
-        "2",
-        "results/heldout_inserted/agreement.parquet",
-        "--configfile",
-        "inserted.yaml",
-    )
-    return workdir / "results" / "heldout_inserted"
-
-
-@pytest.fixture(scope="module")
-def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = tmp_path_factory.mktemp("real")
-    copy_config(workdir)
-    user = {"datasets": {"real": {"dicom_dir": str(REAL_CT)}}, "run": ["real"]}
-    (workdir / "real.yaml").write_text(yaml.safe_dump(user))
-    run_snakemake(
-        workdir, "--cores", "2", "results/real/scores.parquet", "--configfile", "real.yaml"
-    )
-    return workdir / "results" / "real"
+    return run_dataset(workdir, "quality", spec, methods=["direct"], targets=["agreement.parquet"])
 
 
 def _check_targets(run: Path, n: int) -> None:

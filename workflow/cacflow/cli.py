@@ -490,12 +490,23 @@ def _seg(a: argparse.Namespace) -> None:
     print(f"seg: {index['file'].notna().sum()} SEG files of {index['series_uid'].nunique()} scans")
 
 
-# --- train-direct ------------------------------------------------------------------------
-def _train_direct_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train-direct",
-        help="train the direct method (slice scoring network; registration fallback)",
-    )
+# --- train-direct, train-segment ---------------------------------------------------------
+def _train_parser(
+    sub: argparse._SubParsersAction,
+    step: str,
+    summary: str,
+    section: str,
+    options: tuple[tuple[str, str, type, str], ...],
+    handler: Handler,
+) -> None:
+    """A training step's parser (``summary``: its help line): inputs, output, ``options``
+    (flag, key of config section ``section``, type, help), ``--scoring`` and the device.
+    The options' defaults are the schema's (the rules pass every option from the
+    validated config)."""
+    from cacflow.config import default_of
+
+    defaults = default_of(section)
+    p = sub.add_parser(step, help=summary)
     p.add_argument(
         "--images", type=Path, nargs="+", required=True, help="folders of analysis volumes"
     )
@@ -505,24 +516,30 @@ def _train_direct_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", type=Path, required=True, help="weights file; .sha256 and .json go beside it"
     )
-    p.add_argument(
-        "--epochs", type=int, default=10, help="largest number of scoring-network epochs"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reg-iterations", type=int, help="registration iterations per atlas")
-    p.add_argument(
-        "--validation-fraction",
-        type=float,
-        default=0.2,
-        help="share of the scans (per dataset) held out for early stopping; 0: none",
-    )
-    p.add_argument(
-        "--patience", type=int, default=3, help="epochs without a better validation error"
-    )
+    for flag, key, typ, what in options:
+        what = f"{what} (config {section}.{key}, default %(default)s)"
+        p.add_argument(flag, dest=key, type=typ, default=defaults[key], help=what)
     p.add_argument("--scoring", type=_json_arg, default={}, help="config section `scoring`")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, help="CPU threads (default 2)")
-    p.set_defaults(handler=_train_direct)
+    p.set_defaults(handler=handler)
+
+
+def _train_direct_parser(sub: argparse._SubParsersAction) -> None:
+    options = (
+        ("--epochs", "epochs", int, "largest number of scoring-network epochs"),
+        ("--seed", "seed", int, "training seed"),
+        ("--reg-iterations", "reg_iterations", int, "registration iterations per atlas"),
+        (
+            "--validation-fraction",
+            "validation_fraction",
+            float,
+            "share of the scans (per dataset) held out for early stopping; 0: none",
+        ),
+        ("--patience", "patience", int, "epochs without a better validation error"),
+    )
+    summary = "train the direct method (slice scoring network; registration fallback)"
+    _train_parser(sub, "train-direct", summary, "direct", options, _train_direct)
 
 
 def _train_direct(a: argparse.Namespace) -> None:
@@ -545,13 +562,7 @@ def _train_direct(a: argparse.Namespace) -> None:
 
 # --- train-segment -----------------------------------------------------------------------
 def _train_segment_parser(sub: argparse._SubParsersAction) -> None:
-    from cacflow.methods.segment.settings import SegmentTrainSettings as S
-
-    p = sub.add_parser("train-segment", help="train the segment method (3D U-Net ensemble)")
-    p.add_argument("--images", type=Path, nargs="+", required=True, help="analysis volumes")
-    p.add_argument("--labels", type=Path, nargs="+", required=True, help="reference masks")
-    p.add_argument("--out", type=Path, required=True, help="weights; .sha256, .json beside it")
-    for flag, attr, typ, what in (
+    options = (
         ("--ensemble", "ensemble", int, "models (each its own validation split and seed)"),
         ("--epochs", "epochs", int, "largest number of epochs per model"),
         ("--iterations", "iterations", int, "mini-batches per epoch"),
@@ -562,12 +573,9 @@ def _train_segment_parser(sub: argparse._SubParsersAction) -> None:
         ("--spacing-mm", "spacing_mm", float, "coarse grid voxel size (mm)"),
         ("--crop", "crop_voxels", int, "heart-centred crop, coarse voxels a side"),
         ("--patch", "patch_voxels", int, "training patch / inference window, voxels a side"),
-    ):
-        p.add_argument(flag, dest=attr, type=typ, default=getattr(S, attr), help=what)
-    p.add_argument("--scoring", type=_json_arg, default={}, help="config section `scoring`")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--threads", type=int, help="CPU threads (default 2)")
-    p.set_defaults(handler=_train_segment)
+    )
+    summary = "train the segment method (3D U-Net ensemble)"
+    _train_parser(sub, "train-segment", summary, "segment", options, _train_segment)
 
 
 def _train_segment(a: argparse.Namespace) -> None:

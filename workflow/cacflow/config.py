@@ -9,12 +9,12 @@ resolves what one dataset's jobs need into a single mapping (written by the work
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from cacflow.provenance import config_hash
@@ -48,7 +48,17 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
-    return yaml.safe_load(Path(path).read_text())
+    """The config schema at ``path``: a copy of its once-parsed YAML, the caller's to change."""
+    return copy.deepcopy(_parsed_schema(Path(path)))
+
+
+@functools.cache
+def _parsed_schema(path: Path) -> dict[str, Any]:
+    """The schema parsed once per path and process (read-only: never change what it
+    returns; :func:`load_schema` gives a copy). libyaml's loader where present: the CLI
+    reads defaults from the schema every time it builds its parser."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(Path(path).read_text(), Loader=loader)
 
 
 def _key(path: Any) -> str:
@@ -81,7 +91,7 @@ def schema_defaults(node: dict[str, Any]) -> Any:
 def default_of(*path: str) -> Any:
     """The schema default of config key ``path``, e.g. ``default_of("direct")`` or
     ``default_of("datasets", "*", "resample")`` (a dataset block's key)."""
-    schema = load_schema()
+    schema = _parsed_schema(SCHEMA_PATH)  # schema_defaults returns copies
     keys = list(path)
     node = schema
     if keys[:2] == ["datasets", "*"]:
@@ -93,7 +103,9 @@ def default_of(*path: str) -> Any:
 
 def check_schema(config: dict[str, Any], schema: dict[str, Any] | None = None) -> None:
     """Raise :class:`ConfigError` for the first schema violation, naming its key."""
-    schema = schema or load_schema()
+    import jsonschema  # here: importing this module (the CLI does) stays cheap
+
+    schema = schema or _parsed_schema(SCHEMA_PATH)  # the validator only reads it
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is None:

@@ -1,12 +1,95 @@
 """Training helpers shared by the learned methods: (volume, reference mask) pairs, the
-training dataset a volume belongs to, and the per-dataset validation split."""
+training dataset a volume belongs to, the per-dataset validation split, the settings every
+training takes and the early-stopping epoch loop.
+
+Torch-free at import (the settings are read by the CLI's parser)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(kw_only=True)
+class TrainSettingsBase:
+    """Hyper-parameters every learned method's training takes, under the same keys in its
+    config section; each method's subclass gives its section's defaults (the schema's)."""
+
+    epochs: int
+    """Largest number of epochs (early stopping may end training sooner)."""
+    patience: int
+    """Early stopping: epochs without a lower validation loss before training stops."""
+    lr: float
+    """Learning rate (Adam)."""
+    validation_fraction: float = 0.2
+    """Share of each training dataset's scans held out (:func:`split_validation`)."""
+    seed: int = 0
+    """Training seed."""
+
+
+@dataclass
+class EarlyStopping:
+    """What :func:`fit_with_early_stopping` did: per-epoch losses and the epoch kept."""
+
+    train_loss: list[float]
+    """Mean training loss of each epoch run."""
+    validation_loss: list[float]
+    """Validation loss after each epoch run (empty without validation)."""
+    best_epoch: int
+    """Epoch (1-based) whose weights the network holds."""
+
+
+def fit_with_early_stopping(
+    net: torch.nn.Module,
+    train_epoch: Callable[[int], float],
+    validate: Callable[[], float] | None,
+    s: TrainSettingsBase,
+    log: Callable[[str], None],
+    name: str,
+) -> EarlyStopping:
+    """Train ``net`` for at most ``s.epochs`` epochs, stopping early on a validation loss.
+
+    ``train_epoch(epoch)`` (1-based) trains one epoch and returns its mean training loss;
+    ``validate()`` returns the validation loss of ``net`` as it is (lower is better) and
+    leaves ``net`` in training mode. Training stops after ``s.patience`` epochs without a
+    loss lower than the best so far, and the best epoch's weights are loaded back. Without
+    ``validate`` (or when no validation loss is below infinity) every epoch runs and the
+    last epoch's weights are kept. One log line per epoch: ``<name> epoch <e>: loss <l>``
+    (``, validation <v>``). ``net`` is left in evaluation mode.
+    """
+    best, best_epoch, best_state = math.inf, 0, None
+    history: list[float] = []
+    val_history: list[float] = []
+    net.train()
+    for epoch in range(1, s.epochs + 1):
+        history.append(float(train_epoch(epoch)))
+        msg = f"{name} epoch {epoch}: loss {history[-1]:.4f}"
+        if validate is None:
+            log(msg)
+            continue
+        v = float(validate())
+        val_history.append(v)
+        log(f"{msg}, validation {v:.4f}")
+        if v < best:
+            best, best_epoch = v, epoch
+            best_state = {k: t.detach().clone() for k, t in net.state_dict().items()}
+        elif epoch - best_epoch >= s.patience:
+            log(f"early stopping: no better validation loss since epoch {best_epoch}")
+            break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    else:
+        best_epoch = len(history)
+    net.eval()
+    return EarlyStopping(history, val_history, best_epoch)
 
 
 def find_pairs(

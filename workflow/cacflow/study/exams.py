@@ -24,10 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cacflow.config import default_of
 from cacflow.conventions import Status
 
-DEFAULT_THICKNESS_MM = 3.0
-"""Target slice thickness (mm) of the selection when neither config nor resample gives one."""
+DEFAULT_THICKNESS_MM: float = default_of("datasets", "*", "resample", "thickness_mm")
+"""Target slice thickness (mm) of the selection when neither config nor resample gives one:
+the schema's default analysis thickness (``datasets.<name>.resample.thickness_mm``)."""
 
 
 class KernelFamily(enum.StrEnum):

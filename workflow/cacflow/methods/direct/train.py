@@ -95,7 +95,13 @@ from cacflow.methods.direct.register import (
 )
 from cacflow.methods.direct.runtime import configure, resolve_device
 from cacflow.methods.direct.targets import code_targets, weight_codes
-from cacflow.methods.trainutil import dataset_of, find_pairs, split_validation
+from cacflow.methods.trainutil import (
+    TrainSettingsBase,
+    dataset_of,
+    find_pairs,
+    fit_with_early_stopping,
+    split_validation,
+)
 from cacflow.volume import read_volume
 
 BOX_MARGIN_MM = 12.0
@@ -123,20 +129,19 @@ MAX_CALCIUM_POINTS = 4000
 """Calcium voxels per scan used to place the heart box (a random subset when more)."""
 
 
-@dataclass
-class TrainSettings:
-    """Hyper-parameters (defaults: the shipped demo model)."""
+@dataclass(kw_only=True)
+class TrainSettings(TrainSettingsBase):
+    """Hyper-parameters (defaults: the shipped demo model; config section ``direct``)."""
 
     epochs: int = 10
-    seed: int = 0
+    patience: int = 3
+    lr: float = 1e-3
+    """Learning rate of the scoring network."""
     reg_iterations: int = 100
     """Registration iterations per atlas (initial and refined)."""
     reg_batch: int = 8
     reg_lr: float = 1e-3
     batch_slices: int = 32
-    lr: float = 1e-3
-    validation_fraction: float = 0.2
-    patience: int = 3
     reg_widths: tuple[int, ...] = REG_WIDTHS
     score_widths: tuple[int, ...] = SCORE_WIDTHS
     scoring: dict[str, Any] = field(default_factory=dict)
@@ -443,53 +448,39 @@ def train_scoring(
     net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
     history: list[float] = []
-    val_history: list[float] = []
-    best, best_epoch, best_state = np.inf, 0, None
-    net.train()
-    for it in range(total):
-        if it == drop_at:
-            for g in opt.param_groups:
-                g["lr"] = s.lr / 10.0
-        if it < n_balanced and len(pos) and len(neg):
-            half = s.batch_slices // 2
-            pick = np.concatenate(
-                [_draw(rng, pos, weights, half), _draw(rng, neg, weights, s.batch_slices - half)]
-            )
-        else:
-            pick = _draw(rng, np.arange(len(index)), weights, s.batch_slices)
-        offsets = _offsets(scans, index[pick], positive[pick], rng)
-        x, y_cells = _batch(scans, index[pick], offsets, conv.threshold_hu)
-        x, y_cells = augment(x.to(device), gen), y_cells.to(device)
-        amount, route = net.parts(x)
-        density = amount * route[:, : y_cells.shape[1]]
-        loss = log_score_loss(density.sum(dim=(2, 3)), y_cells.sum(dim=(2, 3)))
-        aux = cell_losses(amount, route, y_cells, net.band_counts(x))
-        loss = loss + CELL_LOSS_WEIGHT * aux
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        history.append(float(loss.detach()))
-        if (it + 1) % per_epoch:
-            continue
-        epoch = (it + 1) // per_epoch
-        msg = f"scoring epoch {epoch}: loss {np.mean(history[-per_epoch:]):.4f}"
-        if val is None:
-            log(msg)
-            continue
-        v = validation_loss(net, val, device)
-        val_history.append(v)
-        log(f"{msg}, validation {v:.4f}")
-        if v < best:
-            best, best_epoch = v, epoch
-            best_state = {k: t.detach().clone() for k, t in net.state_dict().items()}
-        elif epoch - best_epoch >= s.patience:
-            log(f"early stopping: no better validation loss since epoch {best_epoch}")
-            break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    else:
-        best_epoch = len(history) // per_epoch
-    return net.eval(), history, val_history, best_epoch
+
+    def train_epoch(epoch: int) -> float:
+        for it in range((epoch - 1) * per_epoch, epoch * per_epoch):
+            if it == drop_at:
+                for g in opt.param_groups:
+                    g["lr"] = s.lr / 10.0
+            if it < n_balanced and len(pos) and len(neg):
+                half = s.batch_slices // 2
+                pick = np.concatenate(
+                    [
+                        _draw(rng, pos, weights, half),
+                        _draw(rng, neg, weights, s.batch_slices - half),
+                    ]
+                )
+            else:
+                pick = _draw(rng, np.arange(len(index)), weights, s.batch_slices)
+            offsets = _offsets(scans, index[pick], positive[pick], rng)
+            x, y_cells = _batch(scans, index[pick], offsets, conv.threshold_hu)
+            x, y_cells = augment(x.to(device), gen), y_cells.to(device)
+            amount, route = net.parts(x)
+            density = amount * route[:, : y_cells.shape[1]]
+            loss = log_score_loss(density.sum(dim=(2, 3)), y_cells.sum(dim=(2, 3)))
+            aux = cell_losses(amount, route, y_cells, net.band_counts(x))
+            loss = loss + CELL_LOSS_WEIGHT * aux
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            history.append(float(loss.detach()))
+        return float(np.mean(history[-per_epoch:]))
+
+    validate = None if val is None else (lambda: validation_loss(net, val, device))
+    fit = fit_with_early_stopping(net, train_epoch, validate, s, log, "scoring")
+    return net, history, fit.validation_loss, fit.best_epoch
 
 
 # --- the whole training ------------------------------------------------------------------

@@ -57,7 +57,12 @@ from cacflow.methods.segment.model import build_unet, make_checkpoint
 from cacflow.methods.segment.settings import SegmentTrainSettings
 from cacflow.methods.segment.triage import operating_point
 from cacflow.methods.torchutil import configure, resolve_device, save_checkpoint
-from cacflow.methods.trainutil import dataset_of, find_pairs, split_validation
+from cacflow.methods.trainutil import (
+    dataset_of,
+    find_pairs,
+    fit_with_early_stopping,
+    split_validation,
+)
 from cacflow.volume import read_volume
 
 LESION_P = 0.6
@@ -230,10 +235,8 @@ def train_member(
     share = np.array([1.0 / groups.count(g) for g in groups])
     share /= share.sum()
     augment = _augmenters(seed)
-    best, best_epoch, best_state = np.inf, 0, None
-    history, val_history = [], []
-    net.train()
-    for epoch in range(1, s.epochs + 1):
+
+    def train_epoch(epoch: int) -> float:
         losses = []
         for _ in range(s.iterations):
             x, y = _batch(train_scans, share, s, rng, augment)
@@ -243,24 +246,14 @@ def train_member(
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
-        history.append(float(np.mean(losses)))
-        msg = f"member seed {seed} epoch {epoch}: loss {history[-1]:.4f}"
-        if not val_scans:
-            log(msg)
-            best_epoch, best_state = epoch, None
-            continue
-        v = _validation_loss(net, val_scans[:MAX_VALIDATION_LOSS_SCANS], loss_fn, device)
-        val_history.append(v)
-        log(f"{msg}, validation {v:.4f}")
-        if v < best:
-            best, best_epoch = v, epoch
-            best_state = {k: t.detach().clone() for k, t in net.state_dict().items()}
-        elif epoch - best_epoch >= s.patience:
-            log(f"early stopping: no better validation loss since epoch {best_epoch}")
-            break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    net.eval()
+        return float(np.mean(losses))
+
+    val_loss_scans = val_scans[:MAX_VALIDATION_LOSS_SCANS]
+    validate = (
+        (lambda: _validation_loss(net, val_loss_scans, loss_fn, device)) if val_scans else None
+    )
+    fit = fit_with_early_stopping(net, train_epoch, validate, s, log, f"member seed {seed}")
+    best_epoch = fit.best_epoch
     scores = [
         float(
             triage_scores(coarse_probabilities([net], sc.x, s.crop_voxels, device), sc.x[1] > 0)[0]
@@ -274,8 +267,8 @@ def train_member(
         "state": net.state_dict(),
         "seed": int(seed),
         "best_epoch": int(best_epoch),
-        "train_loss_per_epoch": history,
-        "validation_loss_per_epoch": val_history,
+        "train_loss_per_epoch": fit.train_loss,
+        "validation_loss_per_epoch": fit.validation_loss,
         "class_weights": [float(v) for v in cw],
         "validation_series": [sc.uid for sc in val_scans],
         "validation_triage_scores": scores,
