@@ -13,8 +13,8 @@ TARGET_TABLES = ["agreement.parquet", "detection.parquet", "lesions.parquet", "t
 """Tables built on a held-out dataset with a reference standard (stats also writes
 ``confusion.parquet``; ``scans`` and ``scores`` come with them)."""
 HELDOUT: dict[str, tuple[dict | None, list[str], list[str]]] = {
-    "heldout_v2": (None, ["segment"], TARGET_TABLES),
-    "inserted": (None, ["direct", "segment"], TARGET_TABLES),
+    "heldout_v2": (None, ["hu-threshold", "segment"], TARGET_TABLES),
+    "inserted": (None, ["hu-threshold", "direct", "segment"], TARGET_TABLES),
     "real": (
         {"dicom_dir": str(REAL_CT)},
         ["hu-threshold", "direct", "segment"],
