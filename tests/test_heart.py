@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -51,6 +53,34 @@ def test_heart_is_found_in_a_cardiac_field_of_view(real_series, name: str) -> No
     true_lo, true_hi = HEART_Z_MM[name]
     assert min(hi, true_hi) - max(lo, true_lo) >= 0.7 * (true_hi - true_lo)
     assert not heart.touches_fov_edge()
+
+
+@pytest.mark.parametrize("name", sorted(HEART_Z_MM))
+def test_heart_is_found_in_a_square_display_field_of_view(real_series, name: str) -> None:
+    """A cardiac reconstruction whose display FOV (200 mm) lies inside the scan's: no
+    padding circle, body and lungs cut by the image border. The heart is found in the
+    reader's z range, inside the image, where the chest FOV found it."""
+    series = real_series(name)
+    chest = find_heart(series.volume)
+    crop = crop_fov(series, chest, 200.0, circle=False).volume
+    border = np.concatenate([crop.array[:, [0, -1], :].ravel(), crop.array[:, :, [0, -1]].ravel()])
+    assert (border > -500).mean() > 0.2  # the body ends at the image border, not in air
+    heart = find_heart(crop)
+    assert heart is not None and not heart.touches_fov_edge()
+    lo, hi = _z_range(crop, heart.full_mask(crop.array.shape))
+    true_lo, true_hi = HEART_Z_MM[name]
+    assert min(hi, true_hi) - max(lo, true_lo) >= 0.7 * (true_hi - true_lo)
+    mask = heart.full_mask(crop.array.shape)
+    assert np.mean(_inside(series, chest, crop, mask)) >= 0.9  # within the chest FOV's heart
+
+
+def _inside(series, chest, crop: Volume, mask: np.ndarray) -> np.ndarray:
+    """Per voxel of ``mask`` (on ``crop``'s grid: the chest grid's pixels, cut), whether
+    the chest-FOV heart grown by one coarse block holds it."""
+    grown = replace(chest, mask=ndimage.binary_dilation(chest.mask))
+    full = grown.full_mask(series.volume.array.shape)
+    i, j, _ = np.rint(series.volume.geometry.world_to_index(np.asarray(crop.geometry.origin)))
+    return full[:, int(j) : int(j) + mask.shape[1], int(i) : int(i) + mask.shape[2]][mask]
 
 
 @pytest.mark.parametrize("name", sorted(NOISE_HU))

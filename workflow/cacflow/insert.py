@@ -290,10 +290,12 @@ def write_series(series: Series, hu: np.ndarray, out_dir: Path, seed: int) -> st
     return series_uid
 
 
-def crop_fov(series: Series, heart: Any, fov_mm: float) -> Series:
+def crop_fov(series: Series, heart: Any, fov_mm: float, circle: bool = True) -> Series:
     """A cardiac field of view: the square of ``fov_mm`` round the heart's centre, pixels
     outside its inscribed circle set to padding (PixelPaddingValue), as scanners write a
-    reconstruction circle. Pixel spacing is kept (fewer pixels)."""
+    reconstruction circle; ``circle=False``: the whole square holds image (a display field
+    of view inside the scan's, so body and lungs end at the image border). Pixel spacing is
+    kept (fewer pixels)."""
     vol = series.volume
     full = heart.full_mask(vol.array.shape)
     _, cy, cx = np.argwhere(full).mean(axis=0)
@@ -303,7 +305,8 @@ def crop_fov(series: Series, heart: Any, fov_mm: float) -> Series:
     n = int(2 * r)
     sub = np.array(vol.array[:, y0 : y0 + n, x0 : x0 + n], copy=True)
     yy, xx = np.mgrid[: sub.shape[1], : sub.shape[2]]
-    sub[:, (yy + 0.5 - r) ** 2 + (xx + 0.5 - r) ** 2 > r * r] = PADDING_HU
+    if circle:
+        sub[:, (yy + 0.5 - r) ** 2 + (xx + 0.5 - r) ** 2 > r * r] = PADDING_HU
     origin = g.index_to_world(np.array([x0, y0, 0.0]))
     datasets = []
     for k, ds in enumerate(series.datasets):
