@@ -24,13 +24,13 @@ WORK=${1:-$(mktemp -d -t cacflow-slurm-XXXXXX)}
 DATASET=tiny
 # SLURM jobs expected: discover, one `series` group (convert, resample, reference of both
 # batches), one `infer-hu-threshold` group, one `scoring` group (4 score jobs), tables, one
-# `dataset` group (stats), report (ungrouped: see the profile); 16 jobs ungrouped. With the
-# shipped weights of the `direct` method present, it runs too: one more group (infer-direct,
-# one GPU).
-EXPECTED_SLURM_JOBS=7
+# `dataset` group (stats), report and seg (the DICOM SEG export, `report.seg` on by default;
+# both ungrouped: see the profile); 17 jobs ungrouped. With the shipped weights of the
+# `direct` method present, it runs too: one more group (infer-direct, one GPU).
+EXPECTED_SLURM_JOBS=8
 METHODS="[hu-threshold]"
 if [[ -f $REPO/resources/models/direct.pt ]]; then
-    EXPECTED_SLURM_JOBS=8
+    EXPECTED_SLURM_JOBS=9
     METHODS="[hu-threshold, direct]"
 fi
 
