@@ -41,46 +41,64 @@ def test_heart_is_found_where_a_reader_saw_it(real_series, name: str) -> None:
     assert 30.0 <= blood_pool_hu(vol, heart) <= 55.0  # non-contrast blood
 
 
+@pytest.mark.parametrize("circle", [True, False], ids=["reconstruction-circle", "display-square"])
+@pytest.mark.parametrize("fov_mm", [200.0, 160.0])
 @pytest.mark.parametrize("name", sorted(HEART_Z_MM))
-def test_heart_is_found_in_a_cardiac_field_of_view(real_series, name: str) -> None:
+def test_heart_is_found_in_a_cardiac_field_of_view(
+    real_series, name: str, fov_mm: float, circle: bool
+) -> None:
+    """A cardiac reconstruction round the heart: a padding circle (the scanner's
+    reconstruction FOV) or a square display FOV inside the scan's, so that body and lungs
+    end at the image border. The heart is found in the reader's z range, and in the slices
+    of the heart's body it is the heart the chest FOV finds: its front too, though beside
+    it the lungs lie outside the image (a mediastinum bounded by lungs only held the heart's
+    posterior third there on Lung-PET-CT-Dx A0001)."""
     series = real_series(name)
     chest = find_heart(series.volume)
-    crop = crop_fov(series, chest, 200.0).volume
-    assert (crop.array == -1024).any()  # the reconstruction circle cuts body and lungs
-    heart = find_heart(crop)
-    assert heart is not None
-    lo, hi = _z_range(crop, heart.full_mask(crop.array.shape))
-    true_lo, true_hi = HEART_Z_MM[name]
-    assert min(hi, true_hi) - max(lo, true_lo) >= 0.7 * (true_hi - true_lo)
-    assert not heart.touches_fov_edge()
-
-
-@pytest.mark.parametrize("name", sorted(HEART_Z_MM))
-def test_heart_is_found_in_a_square_display_field_of_view(real_series, name: str) -> None:
-    """A cardiac reconstruction whose display FOV (200 mm) lies inside the scan's: no
-    padding circle, body and lungs cut by the image border. The heart is found in the
-    reader's z range, inside the image, where the chest FOV found it."""
-    series = real_series(name)
-    chest = find_heart(series.volume)
-    crop = crop_fov(series, chest, 200.0, circle=False).volume
-    border = np.concatenate([crop.array[:, [0, -1], :].ravel(), crop.array[:, :, [0, -1]].ravel()])
-    assert (border > -500).mean() > 0.2  # the body ends at the image border, not in air
+    crop = crop_fov(series, chest, fov_mm, circle=circle).volume
+    if circle:
+        assert (crop.array == -1024).any()  # the reconstruction circle cuts body and lungs
+    else:
+        border = np.concatenate(
+            [crop.array[:, [0, -1], :].ravel(), crop.array[:, :, [0, -1]].ravel()]
+        )
+        assert (border > -500).mean() > 0.2  # the body ends at the image border, not in air
     heart = find_heart(crop)
     assert heart is not None and not heart.touches_fov_edge()
-    lo, hi = _z_range(crop, heart.full_mask(crop.array.shape))
+    mask = heart.full_mask(crop.array.shape)
+    lo, hi = _z_range(crop, mask)
     true_lo, true_hi = HEART_Z_MM[name]
     assert min(hi, true_hi) - max(lo, true_lo) >= 0.7 * (true_hi - true_lo)
-    mask = heart.full_mask(crop.array.shape)
-    assert np.mean(_inside(series, chest, crop, mask)) >= 0.9  # within the chest FOV's heart
+    found, kept = _agreement(series, chest, crop, mask, HEART_Z_MM[name])
+    assert found >= 0.9  # of the chest FOV's heart, in the slices of the heart's body
+    assert kept >= 0.9  # of the crop's heart there, within the chest FOV's heart
 
 
-def _inside(series, chest, crop: Volume, mask: np.ndarray) -> np.ndarray:
-    """Per voxel of ``mask`` (on ``crop``'s grid: the chest grid's pixels, cut), whether
-    the chest-FOV heart grown by one coarse block holds it."""
-    grown = replace(chest, mask=ndimage.binary_dilation(chest.mask))
-    full = grown.full_mask(series.volume.array.shape)
+def _agreement(
+    series, chest, crop: Volume, mask: np.ndarray, z_mm: tuple[float, float]
+) -> tuple[float, float]:
+    """Over the slices of the reader's heart range ``z_mm`` where the chest-FOV heart holds
+    at least a third of its largest slice's area there (the heart's body; at the heart's
+    inferior wall the chest FOV's own mask takes liver or loses heart, see the heart.py
+    docstring): the share of the chest-FOV heart (inside the crop) that the crop's heart
+    ``mask`` holds, and the share of ``mask`` that the chest-FOV heart grown by one coarse
+    block holds. Both on ``crop``'s grid (the chest grid's pixels, cut)."""
+    shape = series.volume.array.shape
     i, j, _ = np.rint(series.volume.geometry.world_to_index(np.asarray(crop.geometry.origin)))
-    return full[:, int(j) : int(j) + mask.shape[1], int(i) : int(i) + mask.shape[2]][mask]
+    window = (
+        slice(None),
+        slice(int(j), int(j) + mask.shape[1]),
+        slice(int(i), int(i) + mask.shape[2]),
+    )
+    truth = chest.full_mask(shape)[window]
+    grown = replace(chest, mask=ndimage.binary_dilation(chest.mask)).full_mask(shape)[window]
+    ks = np.arange(mask.shape[0], dtype=float)
+    z = np.array([crop.geometry.index_to_world(np.array([0.0, 0.0, k]))[2] for k in ks])
+    area = np.where((z >= z_mm[0]) & (z <= z_mm[1]), truth.sum(axis=(1, 2)), 0)
+    body = area >= area.max() / 3.0
+    found = (mask & truth)[body].sum() / truth[body].sum()
+    kept = (mask & grown)[body].sum() / mask[body].sum()
+    return float(found), float(kept)
 
 
 @pytest.mark.parametrize("name", sorted(NOISE_HU))

@@ -15,10 +15,15 @@ the noise away):
    always has noise).
 2. **Body and lungs.** Body = the largest 3D component above :data:`BODY_MIN_HU`. Per
    slice its convex hull is taken, so that lungs cut by a cardiac FOV's edge still count
-   as lungs; lungs = voxels of the hull, inside the FOV, below :data:`LUNG_MAX_HU`, in 3D
-   components of at least :data:`LUNG_MIN_ML`.
+   as lungs; lungs = voxels of the hull (in slices that a cardiac FOV cuts,
+   :func:`cut_by_fov`, also the lung-dense voxels past it up to the FOV's edge), inside
+   the FOV less its edge blocks, below :data:`LUNG_MAX_HU`, in 3D components of at least
+   :data:`LUNG_MIN_ML`; per slice, air pieces open to the air round the body (under the
+   back, beside the arms, in front of the chest) are no lungs.
 3. **Mediastinum.** In every image row, the voxels strictly between the lung on one side
-   of the body's midline and the lung on the other side.
+   of the body's midline and the lung on the other side; where a cardiac FOV cuts a lung
+   (it reaches the FOV's edge in a slice where it is large), the FOV's edge stands in for
+   it in the rows where it lies outside the image and the other side's lung is seen.
 4. **Spine.** Bone (above :data:`BONE_MIN_HU`) near the body's midline and posterior of
    the body's centroid; per slice, everything posterior of a line :data:`SPINE_MARGIN_MM`
    in front of its front edge is cut from the mediastinum (the descending aorta and the
@@ -32,11 +37,14 @@ the noise away):
    component (the aorta and great vessels keep theirs), and its holes are filled. When no
    heart is found so, or the mediastinum holds more iodine-bright blood (up to
    :data:`ENHANCED_BLOOD_MAX_HU`) than that heart, the search is repeated on blood and soft
-   tissue together (contrast-enhanced scans).
+   tissue together (contrast-enhanced scans). A heart whose largest axial section is below
+   :data:`HEART_MIN_SECTION_CM2` is none (a FOV too small for the heart).
 
 Known limits: in non-contrast CT the diaphragm does not separate the heart's inferior wall
-from the liver dome, so the mask may include the top of the liver (Lung-PET-CT-Dx A0001)
-or, where the liver's core claims it, lose the heart's inferior 20 mm (LIDC-IDRI-0314).
+from the liver dome, so the mask may include the top of the liver (Lung-PET-CT-Dx A0001
+and A0002; in cardiac FOVs of LIDC-IDRI-0314, where the FOV hides whether lung lies
+beside the liver) or, where the liver's core claims it, lose the heart's inferior 20 mm
+(LIDC-IDRI-0314, chest FOV).
 Calcium in the liver is rare; the coronary zone of ``hu-threshold`` is cut at the top
 (great vessels) only.
 """
@@ -62,6 +70,23 @@ LUNG_MAX_HU = -400.0
 LUNG_MIN_ML = 20.0
 """Smallest air component (ml) counted as lung (trachea, bowel gas and noise are smaller or
 lie outside the hull)."""
+OUTSIDE_AIR_MAX_HU = -950.0
+"""Coarse blocks of the air round the body lie below this (noise averaged out: about -1000
+HU); lung parenchyma (about -850 HU), fat and muscle lie above."""
+CUT_LUNG_FRACTION = 0.25
+"""In a slice cut by the FOV, a side's lung bounds the mediastinum at the FOV's edge only
+where it holds at least this share of that side's largest slice area (:func:`mediastinum`)."""
+ROUND_AIR_MIN_CM2 = 2.0
+"""Smallest patch (cm², per slice) of air below :data:`OUTSIDE_AIR_MAX_HU` reaching the FOV's
+edge that counts as air round the body; lung parenchyma has a few such blocks at its edge."""
+FOV_CUT_FRACTION = 0.5
+"""A slice whose FOV edge runs through body or lung (above :data:`OUTSIDE_AIR_MAX_HU`) for at
+least this share of its length is cut by the FOV (a cardiac FOV); a chest FOV's edge runs
+through the air round the body."""
+HEART_MIN_SECTION_CM2 = 30.0
+"""Smallest largest-axial-section (cm²) of a heart: adult hearts measure 60-120 cm² (the
+shared real series about 80; the synthetic phantoms 45-75); what is smaller is the root of
+the great vessels in a FOV that cut the heart away, or no heart at all."""
 BONE_MIN_HU = 180.0
 """Coarse-grid HU above which a block is bone (cancellous vertebrae are 200-400 HU)."""
 SPINE_HALF_WIDTH_MM = 30.0
@@ -259,7 +284,7 @@ def heart_mask(
     body, lungs = tissue_masks(coarse, coarse_mm, fov)
     if not lungs.any():
         return None
-    region = mediastinum(body, lungs) & ~behind_spine(coarse, body, coarse_mm)
+    region = mediastinum(body, lungs, fov, coarse) & ~behind_spine(coarse, body, coarse_mm)
     soft = (coarse > SOFT_TISSUE_HU[0]) & (coarse < SOFT_TISSUE_HU[1])
     soft |= small_bright(coarse, region, coarse_mm)  # calcium must not dent the heart
     heart = _heart_from(soft & region, lungs, coarse_mm)
@@ -271,7 +296,14 @@ def heart_mask(
         wide = _heart_from(tissue, lungs, coarse_mm)
         if wide is not None and (heart is None or wide.sum() > heart.sum()):
             heart = wide
-    return None if heart is None else (heart, region)
+    if heart is None or _largest_section_cm2(heart, coarse_mm) < HEART_MIN_SECTION_CM2:
+        return None  # no heart, or only the great vessels' roots (a FOV too small for it)
+    return heart, region
+
+
+def _largest_section_cm2(mask: np.ndarray, coarse_mm: np.ndarray) -> float:
+    """Area (cm²) of the largest axial slice of a coarse mask."""
+    return float(mask.sum(axis=(1, 2)).max()) * float(coarse_mm[1] * coarse_mm[2]) / 100.0
 
 
 def small_bright(coarse: np.ndarray, region: np.ndarray, coarse_mm: np.ndarray) -> np.ndarray:
@@ -327,13 +359,36 @@ def tissue_masks(
     hull = np.zeros_like(body)
     for k in range(body.shape[0]):
         hull[k] = convex_hull_2d(body[k])
-    air = hull & fov & (coarse < LUNG_MAX_HU)
+    low = inner_fov(fov) & (coarse < LUNG_MAX_HU)
+    dark = coarse < OUTSIDE_AIR_MAX_HU  # air round the body; lung parenchyma is brighter
+    cut = cut_by_fov(coarse, fov)
+    # In a slice whose FOV edge runs mostly through the body or the lungs (a cardiac FOV),
+    # the lung goes on past the body's hull to the FOV's edge.
+    air = low & (hull | (cut[:, None, None] & ~dark))
+    # Air open to the air round the body (between the back and the table, beside the arms,
+    # in front of the chest in a cardiac FOV, where its blocks on the skin are brighter than
+    # `dark`) is no lung: lungs are walled in by the chest, and where a cardiac FOV cuts
+    # them they end at the FOV's edge, not at air. The air round the body is the dark air
+    # outside the hull that reaches the FOV's edge (a dark bleb in a lung does not). Tested
+    # per slice (2D components), so that one slice where a lung reaches such air (the apex
+    # beside the neck) keeps the rest.
+    inplane = np.zeros((3, 3, 3), bool)
+    inplane[1] = True  # 8-neighbours in the slice, none across slices
+    round_body, _ = ndimage.label(low & ~hull & dark, structure=inplane)
+    on_edge = np.unique(round_body[fov_edge(inner_fov(fov))])
+    area_cm2 = np.bincount(round_body.ravel()) * float(coarse_mm[1] * coarse_mm[2]) / 100.0
+    on_edge = on_edge[(on_edge > 0) & (area_cm2[on_edge] >= ROUND_AIR_MIN_CM2)]
+    outside = ndimage.binary_dilation(np.isin(round_body, on_edge), inplane)
+    pieces, _ = ndimage.label(air, structure=inplane)
+    opened = np.unique(pieces[outside & air])
+    air &= ~np.isin(pieces, opened[opened > 0])
     labels = cc3d.connected_components(air, connectivity=26)
     if labels.max() == 0:
         return hull, air
     counts = np.bincount(labels.ravel())
     counts[0] = 0
     big = counts * float(np.prod(coarse_mm)) / 1000.0 >= LUNG_MIN_ML
+    big[0] = False
     return hull, big[labels]
 
 
@@ -389,9 +444,44 @@ def _hull_rows(
     return ys, x0, x1
 
 
-def mediastinum(body: np.ndarray, lungs: np.ndarray) -> np.ndarray:
+def fov_edge(fov: np.ndarray) -> np.ndarray:
+    """Blocks of ``fov`` next to its outside or the image border (8-neighbours, per slice)."""
+    inside = np.pad(fov, ((0, 0), (1, 1), (1, 1)), constant_values=False)
+    return fov & ~ndimage.binary_erosion(inside, np.ones((1, 3, 3), bool))[:, 1:-1, 1:-1]
+
+
+def inner_fov(fov: np.ndarray) -> np.ndarray:
+    """``fov`` without its edge blocks: a block on the reconstruction circle averages image
+    and padding, so its mean is no tissue's HU (a ring of false lung otherwise)."""
+    return fov & ~fov_edge(fov)
+
+
+def cut_by_fov(coarse: np.ndarray, fov: np.ndarray) -> np.ndarray:
+    """(z,) True for the slices that the FOV's edge cuts through the body or the lungs
+    (:data:`FOV_CUT_FRACTION` of the edge above :data:`OUTSIDE_AIR_MAX_HU`)."""
+    edge = fov_edge(inner_fov(fov))
+    on_edge = edge.sum(axis=(1, 2))
+    through = (edge & (coarse > OUTSIDE_AIR_MAX_HU)).sum(axis=(1, 2))
+    return (on_edge > 0) & (through >= FOV_CUT_FRACTION * on_edge)
+
+
+def mediastinum(
+    body: np.ndarray,
+    lungs: np.ndarray,
+    fov: np.ndarray | None = None,
+    coarse: np.ndarray | None = None,
+) -> np.ndarray:
     """Per image row, the voxels strictly between the lungs on the two sides of the body's
-    midline (column axis) (step 3)."""
+    midline (column axis) (step 3).
+
+    A cardiac FOV cuts the lungs: beside the front of the heart they lie outside the image.
+    Where a side's lung reaches the edge of ``fov`` (coarse blocks inside the reconstruction
+    circle; the image border counts as its edge) in a slice that the FOV cuts
+    (:func:`cut_by_fov` of the coarse HU volume ``coarse``) and is large there
+    (:func:`_cut_side`), that lung goes on outside, so in the slice's rows where it has no
+    voxel but the other side's lung has, the FOV's edge bounds the mediastinum on that
+    side (rows with lung on neither side stay out: below the heart they cross the liver).
+    A chest FOV holds the whole lungs and is unchanged by this."""
     nx = body.shape[2]
     cols = np.arange(nx)
     body_cols = np.nonzero(body)[2]
@@ -401,8 +491,26 @@ def mediastinum(body: np.ndarray, lungs: np.ndarray) -> np.ndarray:
     has_a, has_b = side_a.any(axis=2), side_b.any(axis=2)
     a_last = nx - 1 - np.argmax(side_a[..., ::-1], axis=2)
     b_first = np.argmax(side_b, axis=2)
+    if fov is not None and coarse is not None:
+        edge = fov_edge(inner_fov(fov)) & cut_by_fov(coarse, fov)[:, None, None]
+        row_in = fov.any(axis=2)
+        fov_first = np.argmax(fov, axis=2)
+        fov_last = nx - 1 - np.argmax(fov[..., ::-1], axis=2)
+        cut_a = _cut_side(side_a, edge)[:, None] & row_in & ~has_a & has_b
+        cut_b = _cut_side(side_b, edge)[:, None] & row_in & ~has_b & has_a
+        a_last = np.where(cut_a, fov_first - 1, a_last)
+        b_first = np.where(cut_b, fov_last + 1, b_first)
+        has_a, has_b = has_a | cut_a, has_b | cut_b
     rows = (has_a & has_b)[..., None]
     return rows & (cols > a_last[..., None]) & (cols < b_first[..., None])
+
+
+def _cut_side(lung: np.ndarray, edge: np.ndarray) -> np.ndarray:
+    """(z,) True for the slices in which one side's ``lung`` reaches the FOV ``edge`` and
+    holds at least :data:`CUT_LUNG_FRACTION` of its largest slice's area (below the heart
+    only the recesses behind the liver are left of the lungs: no mediastinum there)."""
+    area = lung.sum(axis=(1, 2))
+    return (lung & edge).any(axis=(1, 2)) & (area >= CUT_LUNG_FRACTION * area.max())
 
 
 def behind_spine(coarse: np.ndarray, body: np.ndarray, coarse_mm: np.ndarray) -> np.ndarray:
