@@ -134,6 +134,28 @@ def test_a_cardiac_scan_range_keeps_the_heart_in_view(real_series) -> None:
     assert halved is None or halved.touches_fov_edge()
 
 
+def test_a_mirrored_stack_gives_the_mirrored_heart(real_series) -> None:
+    """Columns running to the patient's right (direction x = -1) instead of the left: the
+    same anatomy, so the same heart, mirrored (the FOV-edge rule of the mediastinum is for
+    the patient's left side, not the image's right)."""
+    series = real_series("a0001_5mm_B")
+    crop = crop_fov(series, find_heart(series.volume), 160.0).volume
+    g = crop.geometry
+    d = np.asarray(g.direction, float).reshape(3, 3)
+    d[:, 0] *= -1.0
+    last = g.index_to_world(np.array([crop.array.shape[2] - 1.0, 0.0, 0.0]))
+    mirrored = Volume(
+        np.ascontiguousarray(crop.array[:, :, ::-1]),
+        Geometry(tuple(last), g.spacing, tuple(d.ravel()), g.slice_thickness_mm),
+        dict(crop.meta),
+    )
+    heart, twin = find_heart(crop), find_heart(mirrored)
+    assert heart is not None and twin is not None
+    a = heart.full_mask(crop.array.shape)
+    b = twin.full_mask(crop.array.shape)[:, :, ::-1]
+    assert (a & b).sum() >= 0.95 * a.sum() and (a & b).sum() >= 0.95 * b.sum()
+
+
 def test_a_heart_cut_by_the_field_of_view_is_told(real_series) -> None:
     series = real_series("a0001_5mm_B")
     crop = crop_fov(series, find_heart(series.volume), 90.0).volume

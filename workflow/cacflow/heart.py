@@ -21,9 +21,11 @@ the noise away):
    :data:`LUNG_MIN_ML`; per slice, air pieces open to the air round the body (under the
    back, beside the arms, in front of the chest) are no lungs.
 3. **Mediastinum.** In every image row, the voxels strictly between the lung on one side
-   of the body's midline and the lung on the other side; where a cardiac FOV cuts a lung
-   (it reaches the FOV's edge in a slice where it is large), the FOV's edge stands in for
-   it in the rows where it lies outside the image and the other side's lung is seen.
+   of the body's midline and the lung on the other side; where a cardiac FOV cuts the left
+   lung (it reaches the FOV's edge in a slice where it is large), the FOV's edge stands in
+   for it in the rows where it lies outside the image and the right lung is seen (a FOV
+   centred on the heart cuts the heart's left border; on the right, at the heart's
+   inferior levels, the liver reaches the FOV's edge).
 4. **Spine.** Bone (above :data:`BONE_MIN_HU`) near the body's midline and posterior of
    the body's centroid; per slice, everything posterior of a line :data:`SPINE_MARGIN_MM`
    in front of its front edge is cut from the mediastinum (the descending aorta and the
@@ -42,9 +44,9 @@ the noise away):
 
 Known limits: in non-contrast CT the diaphragm does not separate the heart's inferior wall
 from the liver dome, so the mask may include the top of the liver (Lung-PET-CT-Dx A0001
-and A0002; in cardiac FOVs of LIDC-IDRI-0314, where the FOV hides whether lung lies
-beside the liver) or, where the liver's core claims it, lose the heart's inferior 20 mm
-(LIDC-IDRI-0314, chest FOV).
+and A0002) or, where the liver's core claims it, lose the heart's inferior 20 mm
+(LIDC-IDRI-0314). A FOV that cuts the heart on both sides (A0002 at 160 mm) leaves the
+rows where no lung is seen out.
 Calcium in the liver is rare; the coronary zone of ``hu-threshold`` is cut at the top
 (great vessels) only.
 """
@@ -266,7 +268,8 @@ def find_heart(vol: Volume, cache: Path | None = None) -> Heart | None:
             return heart
     factors, coarse_mm, coarse = coarse_grid(vol)
     fov = field_of_view(np.asarray(vol.array), factors)
-    found = heart_mask(coarse, coarse_mm, fov)
+    left_is_high = float(np.asarray(vol.geometry.direction, float).reshape(3, 3)[0, 0]) >= 0.0
+    found = heart_mask(coarse, coarse_mm, fov, left_is_high)
     if found is None:
         return None
     mask, region = found
@@ -277,14 +280,16 @@ def find_heart(vol: Volume, cache: Path | None = None) -> Heart | None:
 
 
 def heart_mask(
-    coarse: np.ndarray, coarse_mm: np.ndarray, fov: np.ndarray
+    coarse: np.ndarray, coarse_mm: np.ndarray, fov: np.ndarray, left_is_high: bool = True
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Steps 2-5 on a coarse HU grid: the heart and the region it was searched in; None
-    when there is no heart to find."""
+    when there is no heart to find. ``left_is_high``: the column index grows towards the
+    patient's left (+x, LPS), as in the usual axial stack."""
     body, lungs = tissue_masks(coarse, coarse_mm, fov)
     if not lungs.any():
         return None
-    region = mediastinum(body, lungs, fov, coarse) & ~behind_spine(coarse, body, coarse_mm)
+    region = mediastinum(body, lungs, fov, coarse, left_is_high)
+    region &= ~behind_spine(coarse, body, coarse_mm)
     soft = (coarse > SOFT_TISSUE_HU[0]) & (coarse < SOFT_TISSUE_HU[1])
     soft |= small_bright(coarse, region, coarse_mm)  # calcium must not dent the heart
     heart = _heart_from(soft & region, lungs, coarse_mm)
@@ -470,6 +475,7 @@ def mediastinum(
     lungs: np.ndarray,
     fov: np.ndarray | None = None,
     coarse: np.ndarray | None = None,
+    left_is_high: bool = True,
 ) -> np.ndarray:
     """Per image row, the voxels strictly between the lungs on the two sides of the body's
     midline (column axis) (step 3).
@@ -481,6 +487,8 @@ def mediastinum(
     (:func:`_cut_side`), that lung goes on outside, so in the slice's rows where it has no
     voxel but the other side's lung has, the FOV's edge bounds the mediastinum on that
     side (rows with lung on neither side stay out: below the heart they cross the liver).
+    Only the patient's left side (``left_is_high``: higher column index) is so extended: on
+    the right the liver, not heart, reaches the FOV's edge at the heart's inferior levels.
     A chest FOV holds the whole lungs and is unchanged by this."""
     nx = body.shape[2]
     cols = np.arange(nx)
@@ -496,8 +504,11 @@ def mediastinum(
         row_in = fov.any(axis=2)
         fov_first = np.argmax(fov, axis=2)
         fov_last = nx - 1 - np.argmax(fov[..., ::-1], axis=2)
-        cut_a = _cut_side(side_a, edge)[:, None] & row_in & ~has_a & has_b
-        cut_b = _cut_side(side_b, edge)[:, None] & row_in & ~has_b & has_a
+        # only on the patient's left: there a FOV centred on the heart cuts the heart's
+        # left border (or the lung beside it); on the right, at the heart's inferior
+        # levels, the liver reaches the FOV's edge where no lung is
+        cut_a = _cut_side(side_a, edge)[:, None] & row_in & ~has_a & has_b & (not left_is_high)
+        cut_b = _cut_side(side_b, edge)[:, None] & row_in & ~has_b & has_a & left_is_high
         a_last = np.where(cut_a, fov_first - 1, a_last)
         b_first = np.where(cut_b, fov_last + 1, b_first)
         has_a, has_b = has_a | cut_a, has_b | cut_b
