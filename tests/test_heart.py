@@ -19,10 +19,15 @@ NOISE_HU = {"lidc_1mm_D": 23.0, "a0001_5mm_B": 6.0, "a0001_5mm_L": 38.0}
 """SD of homogeneous blood measured by hand on the native slices (real_ct README)."""
 
 
+def _slice_z(vol: Volume) -> np.ndarray:
+    """World z (mm, LPS) of each slice of ``vol``."""
+    ks = np.arange(vol.array.shape[0], dtype=float)
+    return np.array([vol.geometry.index_to_world(np.array([0.0, 0.0, k]))[2] for k in ks])
+
+
 def _z_range(vol: Volume, mask: np.ndarray) -> tuple[float, float]:
-    ks = np.flatnonzero(mask.any(axis=(1, 2)))
-    z = [float(vol.geometry.index_to_world(np.array([0.0, 0.0, k]))[2]) for k in ks]
-    return min(z), max(z)
+    z = _slice_z(vol)[mask.any(axis=(1, 2))]
+    return float(z.min()), float(z.max())
 
 
 @pytest.mark.parametrize("name", sorted(HEART_Z_MM))
@@ -92,8 +97,7 @@ def _agreement(
     )
     truth = chest.full_mask(shape)[window]
     grown = replace(chest, mask=ndimage.binary_dilation(chest.mask)).full_mask(shape)[window]
-    ks = np.arange(mask.shape[0], dtype=float)
-    z = np.array([crop.geometry.index_to_world(np.array([0.0, 0.0, k]))[2] for k in ks])
+    z = _slice_z(crop)
     area = np.where((z >= z_mm[0]) & (z <= z_mm[1]), truth.sum(axis=(1, 2)), 0)
     body = area >= area.max() / 3.0
     found = (mask & truth)[body].sum() / truth[body].sum()
@@ -113,7 +117,7 @@ def _z_slab(vol: Volume, lo: float, hi: float) -> Volume:
     """The slices of ``vol`` whose world z (mm) lies in [lo, hi]."""
     g = vol.geometry
     ks = np.arange(vol.array.shape[0], dtype=float)
-    z = np.array([g.index_to_world(np.array([0.0, 0.0, k]))[2] for k in ks])
+    z = _slice_z(vol)
     keep = (z >= lo) & (z <= hi)
     origin = g.index_to_world(np.array([0.0, 0.0, ks[keep][0]]))
     return Volume(vol.array[keep], Geometry(tuple(origin), g.spacing, g.direction, 1.0))

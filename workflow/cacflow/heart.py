@@ -285,10 +285,12 @@ def heart_mask(
     """Steps 2-5 on a coarse HU grid: the heart and the region it was searched in; None
     when there is no heart to find. ``left_is_high``: the column index grows towards the
     patient's left (+x, LPS), as in the usual axial stack."""
-    body, lungs = tissue_masks(coarse, coarse_mm, fov)
+    rim = fov_edge(inner_fov(fov))
+    cut = cut_by_fov(coarse, rim)
+    body, lungs = tissue_masks(coarse, coarse_mm, fov, rim, cut)
     if not lungs.any():
         return None
-    region = mediastinum(body, lungs, fov, coarse, left_is_high)
+    region = mediastinum(body, lungs, fov, rim & cut[:, None, None], left_is_high)
     region &= ~behind_spine(coarse, body, coarse_mm)
     soft = (coarse > SOFT_TISSUE_HU[0]) & (coarse < SOFT_TISSUE_HU[1])
     soft |= small_bright(coarse, region, coarse_mm)  # calcium must not dent the heart
@@ -357,16 +359,21 @@ def field_of_view(hu: np.ndarray, factors: np.ndarray) -> np.ndarray:
 
 
 def tissue_masks(
-    coarse: np.ndarray, coarse_mm: np.ndarray, fov: np.ndarray
+    coarse: np.ndarray,
+    coarse_mm: np.ndarray,
+    fov: np.ndarray,
+    rim: np.ndarray,
+    cut: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Body (per-slice convex hull) and lung masks of a coarse HU volume (step 2)."""
+    """Body (per-slice convex hull) and lung masks of a coarse HU volume (step 2). ``rim``:
+    the edge blocks of the FOV less its own edge (``fov_edge(inner_fov(fov))``); ``cut``:
+    the slices the FOV cuts (:func:`cut_by_fov`)."""
     body = _largest_component(coarse > BODY_MIN_HU)
     hull = np.zeros_like(body)
     for k in range(body.shape[0]):
         hull[k] = convex_hull_2d(body[k])
     low = inner_fov(fov) & (coarse < LUNG_MAX_HU)
     dark = coarse < OUTSIDE_AIR_MAX_HU  # air round the body; lung parenchyma is brighter
-    cut = cut_by_fov(coarse, fov)
     # In a slice whose FOV edge runs mostly through the body or the lungs (a cardiac FOV),
     # the lung goes on past the body's hull to the FOV's edge.
     air = low & (hull | (cut[:, None, None] & ~dark))
@@ -380,7 +387,7 @@ def tissue_masks(
     inplane = np.zeros((3, 3, 3), bool)
     inplane[1] = True  # 8-neighbours in the slice, none across slices
     round_body, _ = ndimage.label(low & ~hull & dark, structure=inplane)
-    on_edge = np.unique(round_body[fov_edge(inner_fov(fov))])
+    on_edge = np.unique(round_body[rim])
     area_cm2 = np.bincount(round_body.ravel()) * float(coarse_mm[1] * coarse_mm[2]) / 100.0
     on_edge = on_edge[(on_edge > 0) & (area_cm2[on_edge] >= ROUND_AIR_MIN_CM2)]
     outside = ndimage.binary_dilation(np.isin(round_body, on_edge), inplane)
@@ -393,7 +400,6 @@ def tissue_masks(
     counts = np.bincount(labels.ravel())
     counts[0] = 0
     big = counts * float(np.prod(coarse_mm)) / 1000.0 >= LUNG_MIN_ML
-    big[0] = False
     return hull, big[labels]
 
 
@@ -461,12 +467,12 @@ def inner_fov(fov: np.ndarray) -> np.ndarray:
     return fov & ~fov_edge(fov)
 
 
-def cut_by_fov(coarse: np.ndarray, fov: np.ndarray) -> np.ndarray:
+def cut_by_fov(coarse: np.ndarray, rim: np.ndarray) -> np.ndarray:
     """(z,) True for the slices that the FOV's edge cuts through the body or the lungs
-    (:data:`FOV_CUT_FRACTION` of the edge above :data:`OUTSIDE_AIR_MAX_HU`)."""
-    edge = fov_edge(inner_fov(fov))
-    on_edge = edge.sum(axis=(1, 2))
-    through = (edge & (coarse > OUTSIDE_AIR_MAX_HU)).sum(axis=(1, 2))
+    (:data:`FOV_CUT_FRACTION` of the edge ``rim`` above :data:`OUTSIDE_AIR_MAX_HU`; ``rim`` =
+    ``fov_edge(inner_fov(fov))``, the FOV's own edge blocks mixing image and padding)."""
+    on_edge = rim.sum(axis=(1, 2))
+    through = (rim & (coarse > OUTSIDE_AIR_MAX_HU)).sum(axis=(1, 2))
     return (on_edge > 0) & (through >= FOV_CUT_FRACTION * on_edge)
 
 
@@ -474,16 +480,16 @@ def mediastinum(
     body: np.ndarray,
     lungs: np.ndarray,
     fov: np.ndarray | None = None,
-    coarse: np.ndarray | None = None,
+    cut_edge: np.ndarray | None = None,
     left_is_high: bool = True,
 ) -> np.ndarray:
     """Per image row, the voxels strictly between the lungs on the two sides of the body's
     midline (column axis) (step 3).
 
     A cardiac FOV cuts the lungs: beside the front of the heart they lie outside the image.
-    Where a side's lung reaches the edge of ``fov`` (coarse blocks inside the reconstruction
-    circle; the image border counts as its edge) in a slice that the FOV cuts
-    (:func:`cut_by_fov` of the coarse HU volume ``coarse``) and is large there
+    Where a side's lung reaches ``cut_edge`` (the edge of ``fov``, the coarse blocks inside
+    the reconstruction circle, in the slices that the FOV cuts, :func:`cut_by_fov`; the
+    image border counts as an edge) and is large there
     (:func:`_cut_side`), that lung goes on outside, so in the slice's rows where it has no
     voxel but the other side's lung has, the FOV's edge bounds the mediastinum on that
     side (rows with lung on neither side stay out: below the heart they cross the liver).
@@ -499,19 +505,19 @@ def mediastinum(
     has_a, has_b = side_a.any(axis=2), side_b.any(axis=2)
     a_last = nx - 1 - np.argmax(side_a[..., ::-1], axis=2)
     b_first = np.argmax(side_b, axis=2)
-    if fov is not None and coarse is not None:
-        edge = fov_edge(inner_fov(fov)) & cut_by_fov(coarse, fov)[:, None, None]
-        row_in = fov.any(axis=2)
-        fov_first = np.argmax(fov, axis=2)
-        fov_last = nx - 1 - np.argmax(fov[..., ::-1], axis=2)
+    if fov is not None and cut_edge is not None:
         # only on the patient's left: there a FOV centred on the heart cuts the heart's
         # left border (or the lung beside it); on the right, at the heart's inferior
         # levels, the liver reaches the FOV's edge where no lung is
-        cut_a = _cut_side(side_a, edge)[:, None] & row_in & ~has_a & has_b & (not left_is_high)
-        cut_b = _cut_side(side_b, edge)[:, None] & row_in & ~has_b & has_a & left_is_high
-        a_last = np.where(cut_a, fov_first - 1, a_last)
-        b_first = np.where(cut_b, fov_last + 1, b_first)
-        has_a, has_b = has_a | cut_a, has_b | cut_b
+        row_in = fov.any(axis=2)
+        if left_is_high:
+            cut = _cut_side(side_b, cut_edge)[:, None] & row_in & ~has_b & has_a
+            b_first = np.where(cut, nx - np.argmax(fov[..., ::-1], axis=2), b_first)
+            has_b = has_b | cut
+        else:
+            cut = _cut_side(side_a, cut_edge)[:, None] & row_in & ~has_a & has_b
+            a_last = np.where(cut, np.argmax(fov, axis=2) - 1, a_last)
+            has_a = has_a | cut
     rows = (has_a & has_b)[..., None]
     return rows & (cols > a_last[..., None]) & (cols < b_first[..., None])
 
