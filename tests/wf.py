@@ -96,6 +96,20 @@ def tiny_config(
 SEGMENT_WEIGHTS = REPO / "resources" / "models" / "segment.pt"
 
 
+def _background(path: str) -> str:
+    """A shipped config's inserted-calcium background made absolute: one under
+    ``../shared/data/real_ct`` is taken from :data:`REAL_CT` (where the tests' guards look for
+    the shared series, also when the checkout does not lie beside ``shared/``), any other
+    relative path from the repository."""
+    p = Path(path)
+    if p.is_absolute():
+        return path
+    try:
+        return str(REAL_CT / p.relative_to(Path("..") / "shared" / "data" / "real_ct"))
+    except ValueError:
+        return str((REPO / p).resolve())
+
+
 def run_dataset(
     workdir: Path,
     name: str,
@@ -112,10 +126,7 @@ def run_dataset(
     ds = spec if spec is not None else config["datasets"][name]
     inserted = ds.get("inserted")
     if inserted:  # the shipped config names the backgrounds relative to the repository
-        inserted["backgrounds"] = [
-            str((REPO / b).resolve()) if not Path(b).is_absolute() else b
-            for b in inserted["backgrounds"]
-        ]
+        inserted["backgrounds"] = [_background(b) for b in inserted["backgrounds"]]
     user = {
         "datasets": {name: ds},
         "run": [name],
