@@ -13,23 +13,34 @@ import torch
 
 from cacflow.cli import main as cli_main
 from cacflow.conventions import Label
+from cacflow.methods.hu_threshold import predict_mask
 from cacflow.methods.segment.data import (
+    CORONARY,
     N_CLASSES,
     N_INPUTS,
     Crop,
+    coarse_any,
     coarse_inputs,
     coarse_targets,
     component_vote,
     majority_vote,
     to_coarse,
 )
-from cacflow.methods.segment.infer import TRIAGE_FILE, infer_dir, label_candidates
+from cacflow.methods.segment.infer import (
+    TRIAGE_FILE,
+    SegmentModel,
+    infer_dir,
+    label_candidates,
+    predict_volume,
+)
 from cacflow.methods.segment.model import FORMAT, load_checkpoint
 from cacflow.methods.segment.settings import SegmentTrainSettings
 from cacflow.methods.segment.train import train
 from cacflow.methods.segment.triage import operating_point, triage_table
 from cacflow.methods.torchutil import save_checkpoint
 from cacflow.score import write_labels
+from cacflow.synth import plan_cohort
+from cacflow.synth.cohort import synth_scan_v2
 from cacflow.volume import Geometry, Volume, read_volume, write_volume
 
 SHAPE = (24, 64, 64)  # z, y, x
@@ -326,3 +337,39 @@ def test_region_detection_hand_computed() -> None:
     # one of two reference TAC lesions found; two segment TAC lesions, one real
     assert (t["n_reference"], t["n_method"], t["matched"]) == (2, 2, 1)
     assert t["f1"] == pytest.approx(0.5)
+
+
+# --- anatomy gate ---------------------------------------------------------------------------
+def test_coarse_any_hand_computed() -> None:
+    crop = Crop((-1, 0, 0), (2, 2, 2), (2, 2, 2), "given")
+    mask = np.zeros((4, 4, 4), dtype=bool)
+    mask[0, 3, 3] = True  # analysis z 0 lies in coarse block z 0 (the crop starts at z -1)
+    mask[2, 0, 0] = True  # analysis z 2: coarse block z 1
+    mask[3, 3, 3] = True  # analysis z 3 lies beyond the crop's 4 voxels (z -1..2)
+    want = np.zeros((2, 2, 2), dtype=bool)
+    want[0, 1, 1] = want[1, 0, 0] = True
+    np.testing.assert_array_equal(coarse_any(mask, crop), want)
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "resources" / "models" / "segment.pt"
+
+
+@pytest.mark.slow
+def test_anatomy_gate_keeps_the_coronary_labels_hu_threshold_accepts() -> None:
+    """On a v2 scan (512², seed 31, scan 1) the shipped networks label coronary calcium
+    both where the ``hu-threshold`` anatomy accepts it and where it does not; the gate
+    keeps the first, clears the second, leaves every other label alone and can only lower
+    the triage score."""
+    plan = plan_cohort(2, 31, (3.0,), 0.0)[0]
+    scan = synth_scan_v2(plan, 31, 512, ("gate-test",))
+    vol = Volume(scan.rendered.hu, scan.rendered.grid.geometry())
+    model = SegmentModel.load(SHIPPED, "cpu")
+    raw, raw_row = predict_volume(model, vol, 130.0, gate=False)
+    gated, row = predict_volume(model, vol, 130.0, gate=True)
+    accepted = predict_mask(vol) > 0
+    coronary = np.isin(raw, CORONARY)
+    assert (coronary & accepted).any() and (coronary & ~accepted).any()  # both sides tested
+    np.testing.assert_array_equal(gated[coronary & accepted], raw[coronary & accepted])
+    assert not gated[coronary & ~accepted].any()
+    np.testing.assert_array_equal(gated[~coronary], raw[~coronary])
+    assert row["triage_score"] <= raw_row["triage_score"]

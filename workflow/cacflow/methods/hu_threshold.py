@@ -90,36 +90,50 @@ def predict_mask(
     RCA; 0 elsewhere) of the coronary calcium of ``vol`` (HU) found by the rules above.
     ``heart_cache``: the resample step's heart of this volume (found anew when absent)."""
     hu = np.asarray(vol.array)
-    out = np.zeros(hu.shape, dtype=np.uint8)
     heart = find_heart(vol, heart_cache)
     if heart is None:
-        return out
-    factors = heart.factors
-    zone = coronary_zone(heart, vol.geometry)
-    zone_full = upsample(zone, factors, hu.shape)
+        return np.zeros(hu.shape, dtype=np.uint8)
+    labels, keep = coronary_candidates(vol, heart, threshold_hu)
+    centre = heart.centre(vol.geometry)
+    centroids = cc3d.statistics(labels)["centroids"]  # (n + 1, 3), array axis order (z, y, x)
+    lut = np.zeros(len(keep), dtype=np.uint8)
+    for comp in np.flatnonzero(keep):
+        lut[comp] = artery_label(_world_centroid(vol, centroids[comp]), centre)
+    return lut[labels]
+
+
+def coronary_candidates(
+    vol: Volume, heart: Heart, threshold_hu: float = CALCIUM_THRESHOLD_HU
+) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 2-4: ``(components, keep)``: the 26-connected components of calcium
+    (>= ``threshold_hu``) of ``vol`` (uint32 ids, (z, y, x)) and, per id 0..n, True for
+    those the anatomy accepts as coronary (in the coronary zone, not metal, not touching
+    air, wrapped in fat, neither a valve nor on the back of the atria). The ``segment``
+    method's anatomy gate (:func:`cacflow.methods.segment.infer.anatomy_gate`) reads it
+    too."""
+    hu = np.asarray(vol.array)
     labels = cc3d.connected_components(hu >= threshold_hu, connectivity=26, out_dtype=np.uint32)
     n = int(labels.max())
     if n == 0:
-        return out
+        return labels, np.zeros(1, dtype=bool)
+    factors = heart.factors
+    zone_full = upsample(coronary_zone(heart, vol.geometry), factors, hu.shape)
     keep = coronary_components(labels, zone_full, n, vol.geometry.voxel_volume_mm3)
     keep &= ~metal_components(hu, labels, n)
     keep &= ~touches_air(hu, labels, keep, vol.geometry.spacing)
     keep &= in_fat(hu, labels, keep, vol.geometry.spacing, threshold_hu)
     if not keep.any():
-        return out
+        return labels, keep
     centre = heart.centre(vol.geometry)
-    centroids = cc3d.statistics(labels)["centroids"]  # (n + 1, 3), array axis order (z, y, x)
+    centroids = cc3d.statistics(labels)["centroids"]
     depth = depth_map(heart.mask, heart.coarse_mm)
-    lut = np.zeros(n + 1, dtype=np.uint8)
     for comp in np.flatnonzero(keep):
         at = np.minimum((centroids[comp] // factors).astype(int), np.array(heart.mask.shape) - 1)
         if depth[tuple(at)] > VALVE_DEPTH_MM:
-            continue  # deep inside the heart: a valve, not a coronary artery
-        position = _world_centroid(vol, centroids[comp])
-        if heart.on_atrial_back(position, centre, vol.geometry):
-            continue  # behind the atria: oesophagus, lymph nodes, pulmonary veins
-        lut[comp] = artery_label(position, centre)
-    return lut[labels]
+            keep[comp] = False  # deep inside the heart: a valve, not a coronary artery
+        elif heart.on_atrial_back(_world_centroid(vol, centroids[comp]), centre, vol.geometry):
+            keep[comp] = False  # behind the atria: oesophagus, lymph nodes, pulmonary veins
+    return labels, keep
 
 
 def coronary_zone(heart: Heart, geometry: Geometry) -> np.ndarray:

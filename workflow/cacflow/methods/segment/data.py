@@ -136,6 +136,13 @@ def coarse_targets(labels: np.ndarray, crop: Crop) -> np.ndarray:
     return out
 
 
+def coarse_any(mask: np.ndarray, crop: Crop) -> np.ndarray:
+    """Coarse voxels of ``crop`` (``crop.size``) holding at least one True voxel of
+    ``mask`` (analysis grid)."""
+    part = _blocks(extract(mask.astype(np.uint8), crop.start, crop.extent, 0), crop)
+    return part.max(axis=(1, 3, 5)) > 0
+
+
 def candidate_points(hu: np.ndarray, crop: Crop, threshold_hu: float) -> np.ndarray:
     """(n, 3) analysis-voxel indices (z, y, x) of the candidates (>= ``threshold_hu``)
     inside the crop."""

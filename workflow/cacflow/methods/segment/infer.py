@@ -13,13 +13,17 @@ is its vote; the voxel takes the majority (:func:`.data.majority_vote`), then ev
 (:func:`.data.component_vote`, config ``segment.component_vote``). Voxels below the
 threshold and outside the crop stay background, so no label ever lies below the threshold;
 nor does one on a component that reaches the metal peak
-(:data:`cacflow.conventions.METAL_MIN_HU`: stents, wires, clips).
+(:data:`cacflow.conventions.METAL_MIN_HU`: stents, wires, clips). With the anatomy gate
+(config ``segment.anatomy_gate``, default on; :func:`coronary_accepted`) a coronary label
+stays only on a component that the ``hu-threshold`` anatomy accepts as coronary, and the
+triage looks only at those components' coarse voxels.
 
 Triage (seed 003): each network's scan score is the largest coronary probability (LAD +
 LCX + RCA + LM) over the crop's candidate coarse voxels, divided by that network's
 operating point (:mod:`.triage`); the ensemble's ``triage_score`` is the largest of these
 ratios and a scan is called CAC-negative when it is below 1 (every network below its own
-operating point).
+operating point). The operating points were chosen on the validation splits without the
+gate; the gate can only lower a scan's score.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from cacflow.methods.segment.data import (
     N_CLASSES,
     Crop,
     candidate_points,
+    coarse_any,
     coarse_inputs,
     component_vote,
     majority_vote,
@@ -168,6 +173,27 @@ def label_candidates(
     return mask
 
 
+def coronary_accepted(
+    vol: Volume, threshold_hu: float, heart_cache: Path | None = None
+) -> np.ndarray:
+    """The anatomy gate: boolean mask (``vol``'s grid) of the calcium voxels (>=
+    ``threshold_hu``) whose component the ``hu-threshold`` method's anatomy accepts as
+    coronary (:func:`cacflow.methods.hu_threshold.coronary_candidates`: in the coronary
+    zone round the heart, not metal, not touching air, wrapped in epicardial fat, neither
+    valve nor back of the atria); all False when no heart is found. The coarse (3 mm)
+    network alone labels bright non-calcium spots of real scans (bone edges, vessel walls,
+    kernel overshoot) as coronary; only its coronary labels are gated, AV, MV, TAC and
+    other calcium are kept."""
+    from cacflow.heart import find_heart
+    from cacflow.methods.hu_threshold import coronary_candidates
+
+    heart = find_heart(vol, heart_cache)
+    if heart is None:
+        return np.zeros(np.shape(vol.array), dtype=bool)
+    components, keep = coronary_candidates(vol, heart, threshold_hu)
+    return keep[components]
+
+
 def predict_volume(
     model: SegmentModel,
     vol: Volume,
@@ -176,10 +202,12 @@ def predict_volume(
     by_component: bool = True,
     window: int | None = None,
     heart_cache: Path | None = None,
+    gate: bool = True,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """``(label mask, triage row)`` of one analysis volume (HU, (z, y, x)); ``window``:
     sliding-window side (coarse voxels; default the whole crop); ``heart_cache``: the
-    resample step's heart of ``vol``."""
+    resample step's heart of ``vol``; ``gate``: apply :func:`anatomy_gate` to the coronary
+    labels and the triage score."""
     cfg = model.config
     hu = np.asarray(vol.array)
     crop = plan_crop(
@@ -190,7 +218,12 @@ def predict_volume(
     probs = coarse_probabilities(model.nets, x, side, model.device)
     mask = label_candidates(hu, crop, probs, threshold_hu, connectivity, by_component)
     mask = without_metal(mask, hu, threshold_hu, connectivity)  # stents, wires: no calcium
-    scores = triage_scores(probs, x[1] > 0)
+    candidates = x[1] > 0
+    if gate:
+        accepted = coronary_accepted(vol, threshold_hu, heart_cache)
+        mask[np.isin(mask, CORONARY) & ~accepted] = 0
+        candidates &= coarse_any(accepted, crop)
+    scores = triage_scores(probs, candidates)
     ratio = triage_ratio(scores, model.thresholds)
     row = {
         "triage_score": ratio,
@@ -239,6 +272,7 @@ def infer_dir(
             bool(s.get("component_vote", True)),
             s.get("window_voxels"),
             heart_cache=Path(images) / f"{uid}{HEART_SUFFIX}",
+            gate=bool(s.get("anatomy_gate", True)),
         )
         write_labels(mask, vol, out / f"{uid}.nii")
         rows.append({"series_uid": uid, **row})

@@ -24,8 +24,9 @@
    :data:`MAX_VALIDATION_LOSS_SCANS` scans); training stops after ``patience`` epochs
    without improvement and the best epoch's weights are kept.
 6. **Triage operating point** (seed 003, :mod:`.triage`): from the member's scores on its
-   validation scans, the largest value that calls no scan with reference coronary calcium
-   negative.
+   validation scans (over the candidates the anatomy gate lets through, as at inference:
+   :func:`.infer.coronary_accepted`), the largest value that calls no scan with reference
+   coronary calcium negative.
 
 Writes the weights file, ``<out>.sha256`` and ``<out>.json`` (training facts for the model
 card).
@@ -48,11 +49,16 @@ from cacflow.heart import HEART_SUFFIX
 from cacflow.methods.segment.data import (
     CORONARY,
     N_CLASSES,
+    coarse_any,
     coarse_inputs,
     coarse_targets,
     plan_crop,
 )
-from cacflow.methods.segment.infer import coarse_probabilities, triage_scores
+from cacflow.methods.segment.infer import (
+    coarse_probabilities,
+    coronary_accepted,
+    triage_scores,
+)
 from cacflow.methods.segment.model import build_unet, make_checkpoint
 from cacflow.methods.segment.settings import SegmentTrainSettings
 from cacflow.methods.segment.triage import operating_point
@@ -91,6 +97,7 @@ class _Scan:
     group: str
     positive: bool  # reference coronary calcium
     centred_on: str
+    accepted: np.ndarray  # (c, c, c) bool: coarse voxels the anatomy gate lets through
 
 
 def prepare_scan(vol_path: Path, lab_path: Path, s: SegmentTrainSettings, threshold: float):
@@ -101,7 +108,8 @@ def prepare_scan(vol_path: Path, lab_path: Path, s: SegmentTrainSettings, thresh
     positive = bool(np.isin(lab, CORONARY).any())
     x = coarse_inputs(np.asarray(vol.array), crop, threshold)
     y = coarse_targets(lab, crop)
-    return _Scan(x, y, vol_path.stem, dataset_of(vol_path), positive, crop.centred_on)
+    accepted = coarse_any(coronary_accepted(vol, threshold, heart), crop)
+    return _Scan(x, y, vol_path.stem, dataset_of(vol_path), positive, crop.centred_on, accepted)
 
 
 def class_weights(scans: list[_Scan]) -> np.ndarray:
@@ -254,9 +262,12 @@ def train_member(
     )
     fit = fit_with_early_stopping(net, train_epoch, validate, s, log, f"member seed {seed}")
     best_epoch = fit.best_epoch
-    scores = [
+    scores = [  # gated like inference (segment.anatomy_gate); ungated scores are larger
         float(
-            triage_scores(coarse_probabilities([net], sc.x, s.crop_voxels, device), sc.x[1] > 0)[0]
+            triage_scores(
+                coarse_probabilities([net], sc.x, s.crop_voxels, device),
+                (sc.x[1] > 0) & sc.accepted,
+            )[0]
         )
         for sc in val_scans
     ]
