@@ -85,6 +85,7 @@ def test_direct_meets_the_quality_targets(quality_run: Path) -> None:
 @needs_real
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,  # a setup or fixture error is a failure, not the known miss
     reason="issue 13 target not met by the shipped model: held-out inserted calcium ICC 0.77, "
     "per-artery ICC 0.52-0.79, kappa(A) 0.31 (MODEL_CARD.md)",
 )

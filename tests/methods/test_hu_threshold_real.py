@@ -36,6 +36,7 @@ def _total(vol) -> float:
             "lidc_1mm_D",
             marks=pytest.mark.xfail(
                 strict=True,
+                raises=AssertionError,  # a setup or fixture error is a failure, not the known miss
                 reason="scores 11.0: three small spots at coronary positions (6.4: 275 HU in "
                 "the left AV groove fat; 3.1: 183 HU, posterior groove; 1.5: 175 HU, LAD "
                 "origin); the review called the scan CAC-free",

@@ -31,6 +31,7 @@ def test_hu_threshold_targets_on_heldout_v2(heldout_v2_run: Path) -> None:
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,  # a setup or fixture error is a failure, not the known miss
     reason="kappa(A) 0.83 < 0.90 (ICC 0.960, RCA ICC 0.84): one RCA lesion (124 Agatston, "
     "LIDC-IDRI-0314 200 mm, seed 105) lies at 159 deg round the heart centre of the analysis "
     "image, inside the atrial-back sector (70-160 deg) that hu-threshold leaves out; the "

@@ -53,6 +53,7 @@ def _check(fig: dict[str, float]) -> None:
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,  # a setup or fixture error is a failure, not the known miss
     reason="issue 16 targets not met by the shipped model on heldout_v2: lesion F1 0.864, "
     "ICC LAD 0.81 / LCX 0.45, TAC F1 0 (MODEL_CARD_segment.md); ICC 0.976, kappa(A) 0.94 met",
 )
@@ -63,6 +64,7 @@ def test_segment_targets_on_heldout_v2(heldout_v2_run: Path) -> None:
 @needs_real
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,  # a setup or fixture error is a failure, not the known miss
     reason="issue 16 targets not met on held-out inserted calcium: lesion F1 0.766 "
     "(sensitivity 0.686), ICC 0.723, per-artery ICC 0.63-0.68, kappa(A) 0.49, no TAC "
     "reference lesion (MODEL_CARD_segment.md)",
@@ -85,6 +87,7 @@ def test_triage_has_no_false_negative_on_held_out_inserted_calcium(inserted_run:
 @needs_real
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,  # a setup or fixture error is a failure, not the known miss
     reason="the triage calls LIDC-IDRI-0314 CAC-positive (its total 6.4 and A0001 B's 0.0 "
     "meet < 10; MODEL_CARD_segment.md)",
 )
