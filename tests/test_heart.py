@@ -11,6 +11,7 @@ from scipy.spatial import ConvexHull
 
 from cacflow.heart import blood_pool_hu, convex_hull_2d, find_heart, noise_hu
 from cacflow.insert import crop_fov
+from cacflow.resample import slab_resample
 from cacflow.volume import Geometry, Volume
 
 HEART_Z_MM = {"lidc_1mm_D": (-605.0, -520.0), "a0001_5mm_B": (-354.0, -294.0)}
@@ -136,6 +137,34 @@ def test_a_cardiac_scan_range_keeps_the_heart_in_view(real_series) -> None:
     lo, hi = HEART_Z_MM["lidc_1mm_D"]
     halved = find_heart(_z_slab(crop, -640.0, (lo + hi) / 2.0))
     assert halved is None or halved.touches_fov_edge()
+
+
+@pytest.mark.parametrize("fov_mm", [0.0, 200.0, 160.0], ids=["chest", "200mm", "160mm"])
+@pytest.mark.parametrize("name", sorted(HEART_Z_MM))
+def test_a_range_from_the_readers_heart_top_is_in_view(real_series, name: str, fov_mm) -> None:
+    """A gated calcium scan starts at or a little above the heart's upper border: ranges
+    that start at the reader's heart top (shared real_ct README) and 10 / 20 mm above it
+    hold the whole heart (3 mm analysis images); on the cardiac crops a range that starts
+    halfway down the heart is told (the chest FOV's mask runs on into the liver there, so
+    its largest section lies below; not asserted)."""
+    series = real_series(name)
+    lo, hi = HEART_Z_MM[name]
+    vol = series.volume
+    if fov_mm:
+        vol = crop_fov(series, find_heart(vol), fov_mm).volume
+    for start in (hi, hi + 10.0, hi + 20.0):
+        heart = find_heart(_analysis(_z_slab(vol, -10_000.0, start)))
+        assert heart is not None and not heart.touches_fov_edge(), start
+    if fov_mm:
+        halved = find_heart(_analysis(_z_slab(vol, -10_000.0, (lo + hi) / 2.0)))
+        assert halved is None or halved.touches_fov_edge()
+
+
+def _analysis(vol: Volume) -> Volume:
+    """The 3 mm / 1.5 mm analysis image of ``vol`` (native slices when thicker)."""
+    if vol.geometry.slice_thickness_mm >= 3.0:
+        return vol
+    return slab_resample(vol, 3.0, 1.5)
 
 
 def test_a_mirrored_stack_gives_the_mirrored_heart(real_series) -> None:

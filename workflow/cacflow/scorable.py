@@ -14,7 +14,9 @@ the first that fails gives the ``reason`` (a :class:`~cacflow.conventions.Reason
    lesions, so such scores are biased low for small plaques.
 2. ``heart_not_found``: no heart (no lungs, or no mediastinal soft tissue).
 3. ``heart_not_in_fov``: the heart reaches the image border, the reconstruction circle or
-   the top slice (``require_heart_in_fov``, default true).
+   a top slice through the heart's body (section >= 80 % of the largest:
+   :data:`cacflow.heart.TOP_CUT_AREA_FRACTION`; a gated scan that starts at or just above
+   the heart's upper border is in view) (``require_heart_in_fov``, default true).
 4. ``contrast``: median HU of the heart's core above ``max_blood_pool_hu`` (default 100 HU;
    non-contrast blood is 30-55 HU, iodinated blood 150-400 HU): contrast medium above the
    130 HU threshold would be counted as calcium.
@@ -138,7 +140,7 @@ def assess(
     noise, blood = noise_hu(vol, heart), blood_pool_hu(vol, heart)
     measured = {"noise_hu": round(noise, 2), "blood_pool_hu": round(blood, 2)}
     if cfg.require_heart_in_fov and heart.touches_fov_edge():
-        detail = "the heart reaches the edge of the field of view or the top slice"
+        detail = "the heart reaches the edge of the field of view, or the top slice cuts its body"
         return Assessment(series_uid, Reason.HEART_NOT_IN_FOV, detail, **measured)
     if blood > cfg.max_blood_pool_hu:
         detail = f"blood pool {blood:.0f} HU > scorable.max_blood_pool_hu {cfg.max_blood_pool_hu:g}"
