@@ -196,6 +196,12 @@ def _insert_parser(sub: argparse._SubParsersAction) -> None:
         default=[0.0],
         help="fields of view: 0 keeps the scan's own; e.g. 200 crops a cardiac FOV",
     )
+    p.add_argument(
+        "--gated",
+        action="store_true",
+        help="cardiac-FOV copies take a gated calcium scan's geometry (512² over the FOV, "
+        "range from just above to just below the heart)",
+    )
     p.add_argument("--scoring", type=_json_arg, default={}, help="config section `scoring`")
     p.set_defaults(handler=_insert)
 
@@ -212,7 +218,9 @@ def _insert(a: argparse.Namespace) -> None:
     fovs = [f if f > 0 else None for f in a.fov_mm]
     conv = ScoringConventions.from_config(a.scoring)
     with atomic_dir(a.out) as out:
-        n = insert_cohort([str(b) for b in a.background], out, a.seeds, a.max_lesions, fovs, conv)
+        n = insert_cohort(
+            [str(b) for b in a.background], out, a.seeds, a.max_lesions, fovs, conv, a.gated
+        )
     print(f"insert: {n} series", flush=True)
 
 

@@ -215,7 +215,7 @@ def insert_arguments(spec: dict[str, Any]) -> list[str]:
     spec = default_of("datasets", "*", "inserted") | spec
     args += ["--max-lesions", str(int(spec["max_lesions"]))]
     args += ["--fov-mm", *(str(float(f)) for f in spec["fov_mm"])]
-    return args
+    return args + (["--gated"] if spec["gated"] else [])
 
 
 FOV_KEYS = ("chest", "cardiac")

@@ -22,6 +22,12 @@ back of the atria (:meth:`cacflow.heart.Heart.on_atrial_back`). This approximate
 anatomy and is stated in the README: lesions lie where coronary calcium lies round a real
 heart, not along traced vessels.
 
+Cardiac-FOV copies (:func:`crop_fov`) keep the scan's pixel size and range unless
+``gated`` (:func:`gated_geometry`): then they also take a gated calcium scan's geometry,
+a 512² matrix over the FOV (0.39 mm pixels at 200 mm) and a range from just above the
+heart's upper border to just below the heart, as the held-back gated scans of issue 13
+(512², 0.32-0.47 mm, FOV cutting body and lungs).
+
 Outputs (``out_dir``): ``dicom/<name>/`` (the copy, new Series/SOP Instance UIDs derived
 from the original ones and the seed), ``annotations.csv`` (one point per lesion at its
 highest written voxel, the contract format) and ``truth.csv`` (per artery, the reference
@@ -69,6 +75,13 @@ SECTORS_DEG = {"RCA": (110.0, 180.0), "LAD": (-110.0, -45.0), "LCX": (-45.0, 110
 """Azimuth ranges (deg, LPS: 0 = patient's left, -90 = anterior, +-180 = right); RCA is
 |azimuth| > 110."""
 ARTERIES = ("LAD", "LCX", "RCA")
+GATED_MATRIX = 512
+"""Matrix of a gated calcium scan's reconstruction (pixels per side of the FOV)."""
+GATED_RANGE_MM = (10.0, 25.0)
+"""A gated copy's scan range runs from the first value (mm) above the heart's upper border
+(:meth:`cacflow.heart.Heart.top_z`) to the second below the heart's lowest slice (a gated
+scan runs on past the apex; the localiser may stop short of it, by about 20 mm on
+LIDC-IDRI-0314)."""
 
 
 @dataclass(frozen=True)
@@ -324,6 +337,48 @@ def crop_fov(series: Series, heart: Any, fov_mm: float, circle: bool = True) -> 
     return Series(datasets, Volume(sub.astype(np.float32), geom, dict(vol.meta)))
 
 
+def gated_geometry(series: Series, heart: Any, matrix: int = GATED_MATRIX) -> Series:
+    """A cardiac-FOV copy (:func:`crop_fov`) in the geometry of a gated calcium scan: the
+    scan range cut to :data:`GATED_RANGE_MM` above the heart's upper border and below its
+    lowest slice, and each slice reconstructed on a ``matrix``-square grid over the same
+    field of view (pixel side FOV / ``matrix``; cubic spline of the real image, so the
+    kernel's noise texture keeps its size in mm, as a zoomed reconstruction does; padding
+    outside the reconstruction circle stays padding). Slice thickness and spacing are
+    kept; ``heart`` is the heart of ``series``."""
+    vol = series.volume
+    g = vol.geometry
+    k = np.arange(vol.array.shape[0], dtype=float)
+    z = g.index_to_world(np.stack([np.zeros_like(k), np.zeros_like(k), k], axis=1))[:, 2]
+    in_heart = heart.full_mask(vol.array.shape).any(axis=(1, 2))
+    lo = float(z[in_heart].min()) - GATED_RANGE_MM[1]
+    hi = heart.top_z(g) + GATED_RANGE_MM[0]
+    keep = np.flatnonzero((z >= lo) & (z <= hi))
+    rows, cols = vol.array.shape[1:]
+    factor = (matrix / rows, matrix / cols)
+    spacing = (g.spacing[0] * cols / matrix, g.spacing[1] * rows / matrix, g.spacing[2])
+    padding = vol.array <= PADDING_HU + 1.0
+    hu = np.empty((len(keep), matrix, matrix), dtype=np.float32)
+    for i, kk in enumerate(keep):
+        img = np.where(padding[kk], -1000.0, vol.array[kk])  # no padding step to ring
+        hu[i] = ndimage.zoom(img, factor, order=3, mode="nearest", grid_mode=True)
+        pad = ndimage.zoom(padding[kk].astype(np.float32), factor, order=0, mode="nearest")
+        hu[i][pad > 0.5] = PADDING_HU
+    # the first pixel's centre moves from half an old pixel to half a new one in
+    first = g.index_to_world(np.array([-0.5, -0.5, float(keep[0])]))
+    d = np.asarray(g.direction, dtype=float).reshape(3, 3)
+    origin = first + d[:, 0] * spacing[0] / 2.0 + d[:, 1] * spacing[1] / 2.0
+    datasets = []
+    for i, kk in enumerate(keep):
+        new = series.datasets[kk].copy()
+        new.Rows, new.Columns = matrix, matrix
+        new.PixelSpacing = [float(spacing[1]), float(spacing[0])]
+        pos = origin + d[:, 2] * g.spacing[2] * i
+        new.ImagePositionPatient = [float(v) for v in pos]
+        datasets.append(new)
+    geom = Geometry(tuple(origin), spacing, g.direction, g.slice_thickness_mm)
+    return Series(datasets, Volume(hu, geom, dict(vol.meta)))
+
+
 def insert_series(
     folder: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -332,9 +387,11 @@ def insert_series(
     name: str,
     fov_mm: float | None = None,
     scoring: ScoringConventions | None = None,
+    gated: bool = False,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Insert ``n_lesions`` lesions into a copy of the series in ``folder``; write it to
-    ``out_dir/dicom/<name>``. Returns the annotation rows and the truth rows."""
+    ``out_dir/dicom/<name>``. ``gated``: a cardiac-FOV copy takes a gated calcium scan's
+    geometry (:func:`gated_geometry`). Returns the annotation rows and the truth rows."""
     from cacflow.heart import find_heart, upsample
 
     series = read_series(folder)
@@ -346,6 +403,11 @@ def insert_series(
         heart = find_heart(series.volume)
         if heart is None:
             raise ValueError(f"{folder}: no heart found in the {fov_mm:g} mm field of view")
+        if gated:
+            series = gated_geometry(series, heart)
+            heart = find_heart(series.volume)
+            if heart is None:
+                raise ValueError(f"{folder}: no heart found in the gated {fov_mm:g} mm copy")
     vol = series.volume
     rng = np.random.default_rng([seed, int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)])
     core = upsample(heart.core(), heart.factors, vol.array.shape)
@@ -396,10 +458,12 @@ def insert_cohort(
     max_lesions: int,
     fovs_mm: list[float | None],
     scoring: ScoringConventions | None = None,
+    gated: bool = False,
 ) -> int:
     """Every background x seed x field of view: a copy with 0..``max_lesions`` inserted
-    lesions (the count drawn from the seed). Writes ``dicom/``, ``annotations.csv`` and
-    ``truth.csv`` into ``out_dir``; returns the number of series written. A background is
+    lesions (the count drawn from the seed); ``gated``: the cardiac-FOV copies take a gated
+    calcium scan's geometry (:func:`gated_geometry`). Writes ``dicom/``, ``annotations.csv``
+    and ``truth.csv`` into ``out_dir``; returns the number of series written. A background is
     named by its last two path parts (never an absolute path)."""
     import pandas as pd
 
@@ -410,8 +474,9 @@ def insert_cohort(
     for i, (bg, seed, fov) in enumerate(jobs, 1):
         label = "_".join(Path(bg).resolve().parts[-2:])
         name = f"{label}_s{seed}" + (f"_fov{fov:g}" if fov else "")
+        name += "_gated" if gated and fov else ""
         n = int(np.random.default_rng([seed, 7]).integers(0, max_lesions + 1))
-        ann, rows = insert_series(bg, out, seed, n, name, fov, scoring)
+        ann, rows = insert_series(bg, out, seed, n, name, fov, scoring, gated)
         ann_rows += ann
         for r in rows:
             r.update(background=label, fov_mm=fov or 0.0, seed=seed)
