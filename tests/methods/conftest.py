@@ -15,6 +15,7 @@ TARGET_TABLES = ["agreement.parquet", "detection.parquet", "lesions.parquet", "t
 HELDOUT: dict[str, tuple[dict | None, list[str], list[str]]] = {
     "heldout_v2": (None, ["hu-threshold", "segment"], TARGET_TABLES),
     "inserted": (None, ["hu-threshold", "direct", "segment"], TARGET_TABLES),
+    "inserted_gated": (None, ["hu-threshold"], TARGET_TABLES[:3]),
     "real": (
         {"dicom_dir": str(REAL_CT)},
         ["hu-threshold", "direct", "segment"],
@@ -25,7 +26,9 @@ HELDOUT: dict[str, tuple[dict | None, list[str], list[str]]] = {
 in config/config.yaml, so the same scans as the model cards' figures: ``heldout_v2`` (24
 synthetic v2 scans, seed 2003), ``inserted`` (the two real backgrounds of
 shared/data/real_ct with calcium inserted under seeds 101-105, chest and 200 mm cardiac
-FOV), ``real`` (the real CAC-free chest CTs of shared/data/real_ct). A test of another
+FOV), ``inserted_gated`` (the same backgrounds, seeds 201-205, in a gated calcium scan's
+geometry: 200 / 160 mm on a 512 matrix, range round the heart), ``real`` (the real
+CAC-free chest CTs of shared/data/real_ct). A test of another
 method on one of them adds the method here (a method's scores do not depend on the
 others')."""
 
@@ -48,3 +51,8 @@ def inserted_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _run(tmp_path_factory, "real")
+
+
+@pytest.fixture(scope="session")
+def inserted_gated_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _run(tmp_path_factory, "inserted_gated")
