@@ -43,15 +43,18 @@ def score_pairs(
 ) -> pd.DataFrame:
     """Wide table, one row per series: ``ref_<artery>``, ``direct_<artery>`` (LAD, LCX, RCA,
     total) and ``seconds`` (registration + prediction, reading excluded)."""
+    from cacflow.config import default_of
+
     configure(0, threads, resolve_device(device))
     net = DirectModel.load(model, device)
+    min_pixel_mm = float(default_of("direct")["min_pixel_mm"])  # as the workflow's infer
     rows = []
     for vol_path, lab_path in find_pairs(volumes, labels):
         vol = read_volume(vol_path)
         lab = read_volume(lab_path).array
         ref = artery_scores(score_lesions(vol.array, vol.geometry, lab, conv))
         t0 = time.perf_counter()
-        pred = predict_volume(net, vol)
+        pred = predict_volume(net, vol, min_pixel_mm=min_pixel_mm)
         seconds = time.perf_counter() - t0
         g = vol.geometry
         got = scores_from_predictions(
