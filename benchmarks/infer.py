@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from cacflow.config import default_of
 from cacflow.heart import HEART_SUFFIX, find_heart, save_heart
 from cacflow.methods.direct.infer import DirectModel, predict_volume
 from cacflow.methods.direct.runtime import configure, resolve_device
@@ -36,6 +37,8 @@ SEGMENT_MODEL = REPO / "resources" / "models" / "segment.pt"
 TARGET_CPU_S = 1.0
 TARGET_SEGMENT_CPU_S = 10.0
 SEED = 4242
+MIN_PIXEL_MM = float(default_of("direct")["min_pixel_mm"])
+"""As the workflow's infer step (config ``direct.min_pixel_mm``)."""
 
 
 def analysis_volumes(work: Path, n_scans: int, matrix: int | None = None) -> list[Path]:
@@ -64,7 +67,7 @@ def time_inference(
     configure(0, threads, dev)
     net = DirectModel.load(model, device)
     hearts = hearts or [None] * len(vols)
-    predict_volume(net, vols[0], heart_cache=hearts[0])
+    predict_volume(net, vols[0], heart_cache=hearts[0], min_pixel_mm=MIN_PIXEL_MM)
     if dev.type == "cuda":
         import torch
 
@@ -73,7 +76,7 @@ def time_inference(
     for _ in range(repeats):
         for v, heart in zip(vols, hearts, strict=True):
             t0 = time.perf_counter()
-            predict_volume(net, v, heart_cache=heart)
+            predict_volume(net, v, heart_cache=heart, min_pixel_mm=MIN_PIXEL_MM)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)

@@ -18,7 +18,7 @@ Outputs of :func:`infer_dir` in ``out_dir``:
   increment factor);
 - ``registration.parquet``: one row per series: ``localiser`` (``heart`` or
   ``registration``), the six transform parameters, the first and last selected slice
-  and the window (pixel indices);
+  and the window (pixel indices of the network's grid: :func:`network_volume`);
 - ``<series_uid>_heatmap.nii`` for the first ``heatmaps`` series (by name): decision
   feedback, the scoring network's density (all arteries) upsampled to the image grid
   (cubic), non-negative, scaled so that each slice's voxels sum to its predicted score in
