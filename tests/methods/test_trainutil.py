@@ -38,7 +38,7 @@ def test_stops_after_patience_epochs_and_keeps_the_best_weights() -> None:
     assert fit.best_epoch == 2
     assert fit.train_loss == [9.0, 8.0, 7.0, 6.0]  # stopped after epoch 4 (patience 2)
     assert fit.validation_loss == [3.0, 2.0, 2.5, 2.0]  # equal is not better
-    assert float(net.weight) == 2.0
+    assert float(net.weight.detach()) == 2.0
     assert not net.training
     assert log[0] == "toy epoch 1: loss 9.0000, validation 3.0000"
     assert log[-1] == "early stopping: no better validation loss since epoch 2"
@@ -48,7 +48,7 @@ def test_without_validation_every_epoch_runs_and_the_last_is_kept() -> None:
     net, fit, log = _fit(None)
     assert fit.best_epoch == 6
     assert len(fit.train_loss) == 6 and fit.validation_loss == []
-    assert float(net.weight) == 6.0
+    assert float(net.weight.detach()) == 6.0
     assert log == [f"toy epoch {e}: loss {10.0 - e:.4f}" for e in range(1, 7)]
 
 
