@@ -355,7 +355,7 @@ def gated_geometry(series: Series, heart: Any, matrix: int = GATED_MATRIX) -> Se
     keep = np.flatnonzero((z >= lo) & (z <= hi))
     rows, cols = vol.array.shape[1:]
     factor = (matrix / rows, matrix / cols)
-    spacing = (g.spacing[0] * cols / matrix, g.spacing[1] * rows / matrix, g.spacing[2])
+    geom = g.regridded(rows, cols, matrix, matrix, first_slice=int(keep[0]))
     padding = vol.array <= PADDING_HU + 1.0
     hu = np.empty((len(keep), matrix, matrix), dtype=np.float32)
     for i, kk in enumerate(keep):
@@ -363,19 +363,14 @@ def gated_geometry(series: Series, heart: Any, matrix: int = GATED_MATRIX) -> Se
         hu[i] = ndimage.zoom(img, factor, order=3, mode="nearest", grid_mode=True)
         pad = ndimage.zoom(padding[kk].astype(np.float32), factor, order=0, mode="nearest")
         hu[i][pad > 0.5] = PADDING_HU
-    # the first pixel's centre moves from half an old pixel to half a new one in
-    first = g.index_to_world(np.array([-0.5, -0.5, float(keep[0])]))
-    d = np.asarray(g.direction, dtype=float).reshape(3, 3)
-    origin = first + d[:, 0] * spacing[0] / 2.0 + d[:, 1] * spacing[1] / 2.0
     datasets = []
     for i, kk in enumerate(keep):
         new = series.datasets[kk].copy()
         new.Rows, new.Columns = matrix, matrix
-        new.PixelSpacing = [float(spacing[1]), float(spacing[0])]
-        pos = origin + d[:, 2] * g.spacing[2] * i
+        new.PixelSpacing = [float(geom.spacing[1]), float(geom.spacing[0])]
+        pos = geom.index_to_world(np.array([0.0, 0.0, float(i)]))
         new.ImagePositionPatient = [float(v) for v in pos]
         datasets.append(new)
-    geom = Geometry(tuple(origin), spacing, g.direction, g.slice_thickness_mm)
     return Series(datasets, Volume(hu, geom, dict(vol.meta)))
 
 

@@ -67,6 +67,26 @@ class Geometry:
         rel = np.asarray(xyz, float) - np.asarray(self.origin)
         return (rel @ d) / np.asarray(self.spacing)
 
+    def regridded(
+        self, rows: int, cols: int, new_rows: int, new_cols: int, first_slice: int = 0
+    ) -> Geometry:
+        """The same in-plane field of view (``rows`` x ``cols`` pixels) on ``new_rows`` x
+        ``new_cols`` pixels, its slices starting at ``first_slice`` of this grid: pixel
+        sides scale with the counts, the outer corner of pixel (0, 0) stays where it is
+        (pixel centres move from half an old pixel to half a new one in); slice spacing,
+        direction and thickness are kept."""
+        sx = self.spacing[0] * cols / new_cols
+        sy = self.spacing[1] * rows / new_rows
+        d = np.asarray(self.direction, dtype=float).reshape(3, 3)
+        corner = self.index_to_world(np.array([-0.5, -0.5, float(first_slice)]))
+        origin = corner + d[:, 0] * sx / 2.0 + d[:, 1] * sy / 2.0
+        return Geometry(
+            tuple(float(v) for v in origin),
+            (sx, sy, self.spacing[2]),
+            self.direction,
+            self.slice_thickness_mm,
+        )
+
 
 @dataclass
 class Volume:

@@ -135,11 +135,7 @@ def network_volume(vol: Volume, min_pixel_mm: float) -> Volume:
         mode="nearest",
         grid_mode=True,
     )
-    sx, sy = g.spacing[0] * cols / arr.shape[2], g.spacing[1] * rows / arr.shape[1]
-    d = np.asarray(g.direction, dtype=float).reshape(3, 3)
-    corner = g.index_to_world(np.array([-0.5, -0.5, 0.0]))  # outer corner of pixel (0, 0)
-    origin = corner + d[:, 0] * sx / 2.0 + d[:, 1] * sy / 2.0
-    geom = Geometry(tuple(origin), (sx, sy, g.spacing[2]), g.direction, g.slice_thickness_mm)
+    geom = g.regridded(rows, cols, arr.shape[1], arr.shape[2])
     return Volume(arr, geom, dict(vol.meta))
 
 
