@@ -93,12 +93,11 @@ def predict_mask(
     heart = find_heart(vol, heart_cache)
     if heart is None:
         return np.zeros(hu.shape, dtype=np.uint8)
-    labels, keep = coronary_candidates(vol, heart, threshold_hu)
+    labels, keep, positions = _accepted(vol, heart, threshold_hu)
     centre = heart.centre(vol.geometry)
-    centroids = cc3d.statistics(labels)["centroids"]  # (n + 1, 3), array axis order (z, y, x)
     lut = np.zeros(len(keep), dtype=np.uint8)
-    for comp in np.flatnonzero(keep):
-        lut[comp] = artery_label(_world_centroid(vol, centroids[comp]), centre)
+    for comp, position in positions.items():
+        lut[comp] = artery_label(position, centre)
     return lut[labels]
 
 
@@ -109,13 +108,22 @@ def coronary_candidates(
     (>= ``threshold_hu``) of ``vol`` (uint32 ids, (z, y, x)) and, per id 0..n, True for
     those the anatomy accepts as coronary (in the coronary zone, not metal, not touching
     air, wrapped in fat, neither a valve nor on the back of the atria). The ``segment``
-    method's anatomy gate (:func:`cacflow.methods.segment.infer.anatomy_gate`) reads it
-    too."""
+    method's anatomy gate (:func:`cacflow.methods.segment.infer.coronary_accepted`) reads
+    it too."""
+    labels, keep, _ = _accepted(vol, heart, threshold_hu)
+    return labels, keep
+
+
+def _accepted(
+    vol: Volume, heart: Heart, threshold_hu: float
+) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+    """:func:`coronary_candidates` and the world centroid (LPS mm) of each kept component
+    (component id -> position), which step 5 reads."""
     hu = np.asarray(vol.array)
     labels = cc3d.connected_components(hu >= threshold_hu, connectivity=26, out_dtype=np.uint32)
     n = int(labels.max())
     if n == 0:
-        return labels, np.zeros(1, dtype=bool)
+        return labels, np.zeros(1, dtype=bool), {}
     factors = heart.factors
     zone_full = upsample(coronary_zone(heart, vol.geometry), factors, hu.shape)
     keep = coronary_components(labels, zone_full, n, vol.geometry.voxel_volume_mm3)
@@ -123,17 +131,21 @@ def coronary_candidates(
     keep &= ~touches_air(hu, labels, keep, vol.geometry.spacing)
     keep &= in_fat(hu, labels, keep, vol.geometry.spacing, threshold_hu)
     if not keep.any():
-        return labels, keep
+        return labels, keep, {}
     centre = heart.centre(vol.geometry)
-    centroids = cc3d.statistics(labels)["centroids"]
+    centroids = cc3d.statistics(labels)["centroids"]  # (n + 1, 3), array axis order (z, y, x)
     depth = depth_map(heart.mask, heart.coarse_mm)
+    positions = {}
     for comp in np.flatnonzero(keep):
         at = np.minimum((centroids[comp] // factors).astype(int), np.array(heart.mask.shape) - 1)
+        position = _world_centroid(vol, centroids[comp])
         if depth[tuple(at)] > VALVE_DEPTH_MM:
             keep[comp] = False  # deep inside the heart: a valve, not a coronary artery
-        elif heart.on_atrial_back(_world_centroid(vol, centroids[comp]), centre, vol.geometry):
+        elif heart.on_atrial_back(position, centre, vol.geometry):
             keep[comp] = False  # behind the atria: oesophagus, lymph nodes, pulmonary veins
-    return labels, keep
+        else:
+            positions[int(comp)] = position
+    return labels, keep, positions
 
 
 def coronary_zone(heart: Heart, geometry: Geometry) -> np.ndarray:

@@ -13,11 +13,11 @@ outside the image is padding (:data:`cacflow.conventions.PADDING_HU`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from cacflow.conventions import PADDING_HU, Label
+from cacflow.heart import Heart
 from cacflow.volume import Volume
 
 N_INPUTS = 5
@@ -56,13 +56,10 @@ def coarse_factors(spacing_xyz: tuple[float, ...], spacing_mm: float) -> tuple[i
     return tuple(int(v) for v in np.maximum(np.rint(spacing_mm / zyx), 1).astype(int))
 
 
-def heart_centre_index(vol: Volume, heart_cache: Path | None = None) -> tuple[np.ndarray, str]:
-    """(z, y, x) analysis-voxel index of the heart's centroid and ``heart``; the image
-    centre and ``image`` when no heart is found. ``heart_cache``: the resample step's
-    heart of ``vol`` (:data:`cacflow.heart.HEART_SUFFIX`; found anew when absent)."""
-    from cacflow.heart import find_heart
-
-    heart = find_heart(vol, heart_cache)
+def heart_centre_index(vol: Volume, heart: Heart | None) -> tuple[np.ndarray, str]:
+    """(z, y, x) analysis-voxel index of the centroid of ``heart`` (``vol``'s heart,
+    :func:`cacflow.heart.find_heart`) and ``heart``; the image centre and ``image`` when no
+    heart was found (None)."""
     if heart is None or not heart.mask.any():
         return (np.asarray(vol.array.shape, dtype=float) - 1.0) / 2.0, "image"
     xyz = vol.geometry.world_to_index(heart.centre(vol.geometry))
@@ -74,13 +71,14 @@ def plan_crop(
     spacing_mm: float,
     size: int,
     centre: np.ndarray | None = None,
-    heart_cache: Path | None = None,
+    heart: Heart | None = None,
 ) -> Crop:
     """The crop of ``vol``: ``size`` coarse voxels a side round ``centre`` ((z, y, x)
-    analysis index; default: :func:`heart_centre_index`, with ``heart_cache``)."""
+    analysis index; default: :func:`heart_centre_index` of ``heart``, ``vol``'s heart or
+    None when none was found)."""
     how = "given"
     if centre is None:
-        centre, how = heart_centre_index(vol, heart_cache)
+        centre, how = heart_centre_index(vol, heart)
     factors = coarse_factors(vol.geometry.spacing, spacing_mm)
     extent = np.asarray(factors) * size
     start = np.rint(np.asarray(centre) - extent / 2.0).astype(int)

@@ -39,6 +39,7 @@ from monai.inferers import sliding_window_inference
 from scipy import ndimage
 
 from cacflow.calcium import without_metal
+from cacflow.heart import Heart, find_heart
 from cacflow.methods.segment.data import (
     CORONARY,
     N_CLASSES,
@@ -173,21 +174,18 @@ def label_candidates(
     return mask
 
 
-def coronary_accepted(
-    vol: Volume, threshold_hu: float, heart_cache: Path | None = None
-) -> np.ndarray:
+def coronary_accepted(vol: Volume, threshold_hu: float, heart: Heart | None) -> np.ndarray:
     """The anatomy gate: boolean mask (``vol``'s grid) of the calcium voxels (>=
     ``threshold_hu``) whose component the ``hu-threshold`` method's anatomy accepts as
     coronary (:func:`cacflow.methods.hu_threshold.coronary_candidates`: in the coronary
     zone round the heart, not metal, not touching air, wrapped in epicardial fat, neither
-    valve nor back of the atria); all False when no heart is found. The coarse (3 mm)
+    valve nor back of the atria); ``heart``: ``vol``'s (:func:`cacflow.heart.find_heart`),
+    all False when none was found (None). The coarse (3 mm)
     network alone labels bright non-calcium spots of real scans (bone edges, vessel walls,
     kernel overshoot) as coronary; only its coronary labels are gated, AV, MV, TAC and
     other calcium are kept."""
-    from cacflow.heart import find_heart
     from cacflow.methods.hu_threshold import coronary_candidates
 
-    heart = find_heart(vol, heart_cache)
     if heart is None:
         return np.zeros(np.shape(vol.array), dtype=bool)
     components, keep = coronary_candidates(vol, heart, threshold_hu)
@@ -206,13 +204,12 @@ def predict_volume(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """``(label mask, triage row)`` of one analysis volume (HU, (z, y, x)); ``window``:
     sliding-window side (coarse voxels; default the whole crop); ``heart_cache``: the
-    resample step's heart of ``vol``; ``gate``: apply :func:`anatomy_gate` to the coronary
-    labels and the triage score."""
+    resample step's heart of ``vol``; ``gate``: apply :func:`coronary_accepted` to the
+    coronary labels and the triage score."""
     cfg = model.config
     hu = np.asarray(vol.array)
-    crop = plan_crop(
-        vol, float(cfg["spacing_mm"]), int(cfg["crop_voxels"]), heart_cache=heart_cache
-    )
+    heart = find_heart(vol, heart_cache)  # once: for the crop and the gate
+    crop = plan_crop(vol, float(cfg["spacing_mm"]), int(cfg["crop_voxels"]), heart=heart)
     x = coarse_inputs(hu, crop, threshold_hu)
     side = min(int(window or cfg["crop_voxels"]), int(cfg["crop_voxels"]))
     probs = coarse_probabilities(model.nets, x, side, model.device)
@@ -220,7 +217,7 @@ def predict_volume(
     mask = without_metal(mask, hu, threshold_hu, connectivity)  # stents, wires: no calcium
     candidates = x[1] > 0
     if gate:
-        accepted = coronary_accepted(vol, threshold_hu, heart_cache)
+        accepted = coronary_accepted(vol, threshold_hu, heart)
         mask[np.isin(mask, CORONARY) & ~accepted] = 0
         candidates &= coarse_any(accepted, crop)
     scores = triage_scores(probs, candidates)

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from cacflow.conventions import ScoringConventions
-from cacflow.heart import HEART_SUFFIX
+from cacflow.heart import HEART_SUFFIX, find_heart
 from cacflow.methods.segment.data import (
     CORONARY,
     N_CLASSES,
@@ -103,8 +103,9 @@ class _Scan:
 def prepare_scan(vol_path: Path, lab_path: Path, s: SegmentTrainSettings, threshold: float):
     vol = read_volume(vol_path)
     lab = read_volume(lab_path).array
-    heart = vol_path.with_name(f"{vol_path.stem}{HEART_SUFFIX}")  # the resample step's
-    crop = plan_crop(vol, s.spacing_mm, s.crop_voxels, heart_cache=heart)
+    cache = vol_path.with_name(f"{vol_path.stem}{HEART_SUFFIX}")  # the resample step's
+    heart = find_heart(vol, cache)  # once: for the crop and the gate
+    crop = plan_crop(vol, s.spacing_mm, s.crop_voxels, heart=heart)
     positive = bool(np.isin(lab, CORONARY).any())
     x = coarse_inputs(np.asarray(vol.array), crop, threshold)
     y = coarse_targets(lab, crop)
