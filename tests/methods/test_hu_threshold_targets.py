@@ -46,8 +46,13 @@ def test_hu_threshold_targets_on_heldout_v2(heldout_v2_run: Path) -> None:
 )
 def test_hu_threshold_targets_on_held_out_inserted_calcium(inserted_run: Path) -> None:
     ag = _agreement(inserted_run)
-    assert ag[("total", "icc")] >= 0.95, ag[("total", "icc")]
     assert ag[("total", "kappa_linear:A")] >= 0.90, ag[("total", "kappa_linear:A")]
+    _check_icc(ag)
+
+
+def _check_icc(ag: pd.Series) -> None:
+    """ICC >= 0.95 of the total and >= 0.90 per artery."""
+    assert ag[("total", "icc")] >= 0.95, ag[("total", "icc")]
     for artery in ("LAD", "LCX", "RCA"):
         assert ag[(artery, "icc")] >= 0.90, (artery, ag[(artery, "icc")])
 
@@ -60,10 +65,7 @@ def _totals(run: Path) -> pd.DataFrame:
 
 @needs_real
 def test_hu_threshold_on_gated_copies_icc_and_no_missed_heavy_scan(inserted_gated_run) -> None:
-    ag = _agreement(inserted_gated_run)
-    assert ag[("total", "icc")] >= 0.95, ag[("total", "icc")]
-    for artery in ("LAD", "LCX", "RCA"):
-        assert ag[(artery, "icc")] >= 0.90, (artery, ag[(artery, "icc")])
+    _check_icc(_agreement(inserted_gated_run))
     t = _totals(inserted_gated_run)
     heavy = t[t["reference"] > 100]
     assert len(heavy) >= 5  # the copies hold what this test is about
